@@ -1,0 +1,102 @@
+"""Apply a Decision to segments with presidio-anonymizer operators. The policy decides; this only writes.
+
+Output stays valid Slack mrkdwn: replacement labels hold no markup characters, mentions/channels/emoji are
+never touched, and a link whose target held a redacted value is turned into plain text (its redacted label),
+because a link to a redacted URL cannot work and must not leak.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from presidio_anonymizer.operators import Hash, Mask, Replace
+
+from proxy.findings import Finding
+from proxy.policy import Decision, Policy, Redaction
+from proxy.slack_text import Path, Segment, escape_mrkdwn
+
+
+@dataclass(frozen=True)
+class Replacement:
+    start: int
+    end: int
+    text: str
+
+
+class Redactor:
+    """Turns findings into replacement strings; built once (operators are stateless, the key is fixed)."""
+
+    def __init__(self, policy: Policy, hash_key: bytes):
+        self.policy = policy
+        self.hash_key = hash_key
+        self._replace, self._mask, self._hash = Replace(), Mask(), Hash()
+
+    def replacement(self, finding: Finding) -> str:
+        config: Redaction = self.policy.redaction_for(finding.entity_type)
+        value = finding.value
+        if config.operator == "mask" and len(value) > config.keep_last:
+            return self._mask.operate(value, {"masking_char": config.char[:1] or "•",
+                                              "chars_to_mask": len(value) - config.keep_last, "from_end": False})
+        if config.operator == "hash":
+            digest = self._hash.operate(value, {"hash_type": "sha256", "salt": self.hash_key})
+            return f"[{finding.entity_type}-{digest[:10]}]"
+        return self._replace.operate(value, {"new_value": f"[{finding.entity_type}]"})
+
+    def redact(self, segments: Sequence[Segment], decision: Decision) -> dict[Path, str]:
+        """New text for every segment that holds a value to redact; other segments are absent."""
+        by_path: dict[Path, list[Replacement]] = {}
+        for finding in decision.to_redact:
+            by_path.setdefault(finding.path, []).append(
+                Replacement(finding.start, finding.end, self.replacement(finding)))
+        edits = {}
+        for segment in segments:
+            if segment.path in by_path:
+                edits[segment.path] = redact_segment(segment, by_path[segment.path])
+        return edits
+
+
+def redact_segment(segment: Segment, replacements: list[Replacement]) -> str:
+    """Splice replacements into one segment's original text, handling mrkdwn links."""
+    text = segment.text
+    mrkdwn = segment.kind == "mrkdwn"
+    pending = sorted(replacements, key=lambda r: r.start)
+    if mrkdwn:
+        for link in segment.scan.links:
+            t_start, t_end = link.target
+            hits_target = any(r.start < t_end and t_start < r.end for r in pending)
+            if not hits_target:
+                continue
+            inner_span = link.label or link.target
+            inner = [Replacement(max(r.start, inner_span[0]) - inner_span[0], min(r.end, inner_span[1]) - inner_span[0],
+                                 r.text)
+                     for r in pending if r.start < inner_span[1] and inner_span[0] < r.end]
+            plain = _splice(text[inner_span[0]:inner_span[1]], [r for r in inner if r.end > r.start])
+            if link.label is not None and not inner:
+                # The label showed nothing sensitive: keep it, and say what the link pointed at.
+                plain += " (" + " ".join(r.text for r in pending if r.start < t_end and t_start < r.end) + ")"
+            if link.label is None:
+                plain = _splice(text[t_start:t_end], [Replacement(max(r.start, t_start) - t_start,
+                                                                  min(r.end, t_end) - t_start, r.text)
+                                                      for r in pending if r.start < t_end and t_start < r.end])
+            # The link token (and any replacement that crosses its edge) becomes one plain replacement.
+            crossing = [r for r in pending if r.start < link.end and link.start < r.end]
+            start = min([link.start] + [r.start for r in crossing])
+            end = max([link.end] + [r.end for r in crossing])
+            prefix = "".join(r.text for r in crossing if r.start < link.start)
+            suffix = "".join(r.text for r in crossing if r.end > link.end)
+            pending = [r for r in pending if r not in crossing] + [Replacement(start, end, prefix + plain + suffix)]
+            pending.sort(key=lambda r: r.start)
+    return _splice(text, pending, escape=False)
+
+
+def _splice(text: str, replacements: list[Replacement], escape: bool = False) -> str:
+    out, position = [], 0
+    for r in sorted(replacements, key=lambda r: r.start):
+        if r.start < position:  # overlapping replacement: extend the previous one
+            continue
+        out.append(text[position:r.start])
+        out.append(escape_mrkdwn(r.text) if escape else r.text)
+        position = r.end
+    out.append(text[position:])
+    return "".join(out)

@@ -1,0 +1,383 @@
+"""Turn the declarative YAML rules into one compiled RuleSet.
+
+A rule is: id, entity, category, patterns (name, regex, score), keywords (gate), context (boost), validator,
+min_entropy, allow (regexes on the value), and examples that the rule must pass. Matching is cheap before
+expensive: one multi-pattern pass (hyperscan, in prefilter mode) tells which rules can match a text at all,
+then only those rules run their Python regexes, validators and context checks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from proxy.errors import ConfigError, ConfigProblem
+from recognizers.validators import VALIDATORS, shannon_entropy
+
+RECOGNIZERS_DIR = Path(__file__).resolve().parent
+DEFAULT_RULES_DIR = RECOGNIZERS_DIR / "rules"
+PLACEHOLDERS_FILE = RECOGNIZERS_DIR / "placeholders.yaml"
+
+CATEGORIES = ("credential", "financial", "government_id", "contact", "network", "personal", "person", "location")
+CONTEXT_BOOST = 0.35
+MIN_SCORE_WITH_CONTEXT = 0.4
+CONTEXT_BEFORE, CONTEXT_AFTER = 64, 32
+REGEX_TIMEOUT_CHARS = 200_000  # NOTE: Python's re has no timeout; patterns are checked for bounded repeats instead.
+
+try:  # NOTE: hyperscan is an accelerator, never a requirement: without it every gated rule runs.
+    import hyperscan
+except ImportError:  # pragma: no cover - exercised only where the wheel is missing
+    hyperscan = None
+
+
+@dataclass(frozen=True)
+class Pattern:
+    name: str
+    regex: re.Pattern
+    score: float
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    entity: str
+    category: str
+    patterns: tuple[Pattern, ...]
+    source: str
+    description: str = ""
+    group: int | str = 0
+    keywords: tuple[str, ...] = ()
+    context: tuple[str, ...] = ()
+    context_required: bool = False
+    validator: str | None = None
+    min_entropy: float | None = None
+    allow: tuple[re.Pattern, ...] = ()
+    placeholders: bool = False
+    examples_match: tuple[str, ...] = ()
+    examples_no_match: tuple[str, ...] = ()
+    context_regex: re.Pattern | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    """A rule's hit in one text; `start`/`end` index that text. The value itself stays with the caller."""
+
+    rule: Rule
+    pattern: str
+    start: int
+    end: int
+    score: float
+    context_words: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AllowHit:
+    """A candidate that an allow-list or placeholder rule let through (recorded for explainability)."""
+
+    rule: Rule
+    start: int
+    end: int
+    reason: str
+
+
+class Placeholders:
+    """Values that look like a credential but are documentation, templates or masks (see README)."""
+
+    def __init__(self, data: dict):
+        self.values = frozenset(str(v) for v in data.get("values", []))
+        self.patterns = tuple(re.compile(p) for p in data.get("patterns", []))
+        self.filler = re.compile(data.get("filler_chars", r"[xX*.#0_\-•]"))
+        self.filler_ratio = float(data.get("filler_ratio", 0.6))
+
+    def is_placeholder(self, value: str) -> str | None:
+        """The reason `value` is a placeholder, or None."""
+        if value in self.values:
+            return "documented example value"
+        for pattern in self.patterns:
+            if pattern.search(value):
+                return f"placeholder pattern {pattern.pattern!r}"
+        tail = value.split("-", 1)[-1] if value[:4].lower().startswith("xox") else value[4:] if len(value) > 12 else value
+        if tail and len(self.filler.findall(tail)) / len(tail) >= self.filler_ratio:
+            return "mostly filler characters"
+        return None
+
+
+class RuleSet:
+    """Every rule, compiled once at start-up, with a single prefilter pass for the whole set."""
+
+    def __init__(self, rules: list[Rule], placeholders: Placeholders, version: str = ""):
+        self.rules = rules
+        self.placeholders = placeholders
+        self.version = version
+        self.entities = sorted({r.entity for r in rules})
+        self._always: list[Rule] = []
+        self._database = None
+        self._slot_rule: list[tuple[str, Rule]] = []  # hyperscan id -> ("pattern" | "keyword", rule)
+        self._build_prefilter()
+
+    def _build_prefilter(self) -> None:
+        if hyperscan is None:
+            self._always = list(self.rules)
+            return
+        expressions, flags = [], []
+        # NOTE: no HS_FLAG_UCP: Unicode classes make compiles take minutes. ASCII \w/\b only ever widen the
+        # prefilter, and the scan text has Unicode digits and spaces folded to ASCII (slack_text), so a prefilter
+        # miss cannot hide a match Python's Unicode-aware regex would find.
+        base = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_UTF8
+        for rule in self.rules:
+            compiled = []
+            for pattern in rule.patterns:
+                expression = pattern.regex.pattern.encode()
+                extra = hyperscan.HS_FLAG_CASELESS if pattern.regex.flags & re.IGNORECASE else 0
+                if pattern.regex.flags & re.MULTILINE:
+                    extra |= hyperscan.HS_FLAG_MULTILINE
+                if pattern.regex.flags & re.DOTALL:
+                    extra |= hyperscan.HS_FLAG_DOTALL
+                flag = base | hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_ALLOWEMPTY | extra
+                if _hyperscan_accepts(expression, flag):
+                    compiled.append((expression, flag))
+                else:
+                    compiled = None
+                    break
+            if compiled is None:
+                self._always.append(rule)
+                continue
+            for expression, flag in compiled:
+                expressions.append(expression)
+                flags.append(flag)
+                self._slot_rule.append(("pattern", rule))
+            for keyword in rule.keywords:
+                expressions.append(re.escape(keyword).encode())
+                flags.append(base | hyperscan.HS_FLAG_CASELESS)
+                self._slot_rule.append(("keyword", rule))
+        if expressions:
+            self._database = hyperscan.Database()
+            self._database.compile(
+                expressions=expressions, ids=list(range(len(expressions))), elements=len(expressions), flags=flags
+            )
+
+    def candidate_rules(self, text: str) -> list[Rule]:
+        """Rules that can match `text`: a pattern may match and (if gated) one of its keywords is present."""
+        if self._database is None:
+            lowered = text.lower()
+            return [r for r in self._always if not r.keywords or any(k in lowered for k in r.keywords)]
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: no prefilter, run every rule
+            lowered = text.lower()
+            return [r for r in self.rules if not r.keywords or any(k in lowered for k in r.keywords)]
+        pattern_hit: set[int] = set()
+        keyword_hit: set[int] = set()
+        slots = self._slot_rule
+
+        def on_match(slot: int, _from: int, _to: int, _flags: int, _ctx: object) -> None:
+            kind, rule = slots[slot]
+            (pattern_hit if kind == "pattern" else keyword_hit).add(id(rule))
+
+        self._database.scan(data, match_event_handler=on_match)
+        lowered = None
+        result = []
+        for rule in self.rules:
+            if rule in self._always:
+                if rule.keywords:
+                    lowered = lowered if lowered is not None else text.lower()
+                    if not any(k in lowered for k in rule.keywords):
+                        continue
+                result.append(rule)
+            elif id(rule) in pattern_hit and (not rule.keywords or id(rule) in keyword_hit):
+                result.append(rule)
+        return result
+
+    def find(self, text: str, rules: Iterable[Rule] | None = None) -> tuple[list[RuleMatch], list[AllowHit]]:
+        """Run rules over `text`: regex, then validator, entropy, allow-lists, placeholders and context."""
+        matches: list[RuleMatch] = []
+        allowed: list[AllowHit] = []
+        for rule in self.candidate_rules(text) if rules is None else rules:
+            for pattern in rule.patterns:
+                for m in pattern.regex.finditer(text):
+                    try:
+                        start, end = m.span(rule.group)
+                    except IndexError:
+                        start, end = m.span()
+                    if start < 0 or end <= start:
+                        continue
+                    value = text[start:end]
+                    verdict = VALIDATORS[rule.validator](value) if rule.validator else None
+                    if verdict is False:
+                        continue
+                    if rule.min_entropy is not None and shannon_entropy(value) < rule.min_entropy:
+                        continue
+                    reason = next((f"allow {a.pattern!r}" for a in rule.allow if a.search(value)), None)
+                    if reason is None and rule.placeholders:
+                        reason = self.placeholders.is_placeholder(value)
+                    if reason:
+                        allowed.append(AllowHit(rule, start, end, reason))
+                        continue
+                    score, words = (1.0 if verdict else pattern.score), ()
+                    if rule.context_regex is not None:
+                        score, words = context_score(text, start, end, score, rule.context_regex)
+                        if not words and rule.context_required:
+                            continue
+                    matches.append(RuleMatch(rule, pattern.name, start, end, score, words))
+        return matches, allowed
+
+    def check_examples(self) -> list[ConfigProblem]:
+        """Each rule finds its own `match` examples and stays silent on its `no_match` ones."""
+        problems = []
+        for rule in self.rules:
+            for example in rule.examples_match:
+                if not any(m.rule is rule for m in self.find(example, [rule])[0]):
+                    problems.append(ConfigProblem(rule.source, rule.id, f"example not matched: {_mask(example)}",
+                                                  "fix the regex/validator or the example"))
+            for example in rule.examples_no_match:
+                if any(m.rule is rule for m in self.find(example, [rule])[0]):
+                    problems.append(ConfigProblem(rule.source, rule.id, f"no_match example matched: {_mask(example)}",
+                                                  "tighten the rule, add an allow entry, or fix the example"))
+        return problems
+
+
+def context_score(text: str, start: int, end: int, score: float, context: re.Pattern) -> tuple[float, tuple[str, ...]]:
+    """Raise `score` when context words stand near the match (before or just after it); return the words seen.
+
+    Context only ever boosts. Gating is the job of `keywords` (and of `context_required` for weak shapes).
+    """
+    window = text[max(0, start - CONTEXT_BEFORE):start] + " " + text[end:end + CONTEXT_AFTER]
+    words = tuple(dict.fromkeys(w.lower() for w in context.findall(window)))
+    if words:
+        score = min(1.0, max(score + CONTEXT_BOOST, MIN_SCORE_WITH_CONTEXT))
+    return score, words
+
+
+def _mask(example: str) -> str:
+    """Examples are fake, but still shown shortened: config output is often pasted into tickets."""
+    return example if len(example) <= 24 else example[:20] + "…"
+
+
+def _hyperscan_accepts(expression: bytes, flags: int) -> bool:
+    try:
+        database = hyperscan.Database()
+        database.compile(expressions=[expression], ids=[0], elements=1, flags=[flags])
+        return True
+    except hyperscan.error:
+        return False
+
+
+def _compile(regex: str, file: str, rule_id: str, problems: list[ConfigProblem]) -> re.Pattern | None:
+    try:
+        return re.compile(regex)
+    except re.error as exc:
+        problems.append(ConfigProblem(file, rule_id, f"bad regex {regex!r}: {exc}", "fix the regular expression"))
+        return None
+
+
+def parse_rule(raw: dict, file: str, problems: list[ConfigProblem]) -> Rule | None:
+    rule_id = str(raw.get("id") or "")
+    if not re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", rule_id):
+        problems.append(ConfigProblem(file, rule_id or None, "missing or non-kebab-case `id`",
+                                      "give every rule a stable kebab-case id"))
+        return None
+    before = len(problems)
+    entity = str(raw.get("entity") or "")
+    if not re.fullmatch(r"[A-Z][A-Z0-9_]*", entity):
+        problems.append(ConfigProblem(file, rule_id, f"bad `entity` {entity!r}", "use UPPER_SNAKE_CASE, e.g. US_SSN"))
+    category = raw.get("category")
+    if category not in CATEGORIES:
+        problems.append(ConfigProblem(file, rule_id, f"unknown category {category!r}", f"one of {', '.join(CATEGORIES)}"))
+    patterns = []
+    for index, item in enumerate(raw.get("patterns") or []):
+        compiled = _compile(str(item.get("regex", "")), file, rule_id, problems)
+        score = float(item.get("score", 0.5))
+        if not 0 < score <= 1:
+            problems.append(ConfigProblem(file, rule_id, f"pattern {index}: score {score} outside (0, 1]", "use 0.01-1.0"))
+        if compiled is not None:
+            patterns.append(Pattern(str(item.get("name") or f"{rule_id} #{index}"), compiled, score))
+    if not patterns and len(problems) == before:
+        problems.append(ConfigProblem(file, rule_id, "no patterns", "add at least one `patterns:` entry"))
+    group = raw.get("group", 0)
+    for pattern in patterns:
+        if isinstance(group, int) and group > pattern.regex.groups or (
+            isinstance(group, str) and group not in pattern.regex.groupindex
+        ):
+            problems.append(ConfigProblem(file, rule_id, f"group {group!r} does not exist in {pattern.name!r}",
+                                          "point `group` at a capture group of every pattern"))
+    validator = raw.get("validator")
+    if validator and validator not in VALIDATORS:
+        problems.append(ConfigProblem(file, rule_id, f"unknown validator {validator!r}",
+                                      f"one of {', '.join(sorted(VALIDATORS))}"))
+    allow = [_compile(str(a), file, rule_id, problems) for a in raw.get("allow") or []]
+    context = tuple(str(c).lower() for c in raw.get("context") or [])
+    examples = raw.get("examples") or {}
+    if len(problems) != before:
+        return None
+    return Rule(
+        id=rule_id,
+        entity=entity,
+        category=category,
+        patterns=tuple(patterns),
+        source=file,
+        description=str(raw.get("description", "")),
+        group=group,
+        keywords=tuple(str(k).lower() for k in raw.get("keywords") or []),
+        context=context,
+        context_required=bool(raw.get("context_required", False)),
+        validator=validator,
+        min_entropy=raw.get("min_entropy"),
+        allow=tuple(a for a in allow if a is not None),
+        placeholders=bool(raw.get("placeholders", category == "credential")),
+        examples_match=tuple(str(e) for e in examples.get("match") or []),
+        examples_no_match=tuple(str(e) for e in examples.get("no_match") or []),
+        context_regex=re.compile(r"(?i)\b(" + "|".join(re.escape(c) for c in context) + r")") if context else None,
+    )
+
+
+def load_rules(rules_dir: Path | None = None, *, check_examples: bool = True) -> RuleSet:
+    """Load every *.yaml under `rules_dir`; raise ConfigError listing every problem found."""
+    ruleset, problems = collect_rules(rules_dir, check_examples=check_examples)
+    if problems:
+        raise ConfigError(problems)
+    return ruleset
+
+
+def collect_rules(rules_dir: Path | None = None, *, check_examples: bool = True) -> tuple[RuleSet, list[ConfigProblem]]:
+    """Like load_rules, but return the problems instead of raising (for `check-config`)."""
+    import hashlib
+
+    rules_dir = Path(rules_dir or DEFAULT_RULES_DIR)
+    problems: list[ConfigProblem] = []
+    rules: list[Rule] = []
+    seen: dict[str, str] = {}
+    digest = hashlib.sha256()
+    files = sorted(rules_dir.glob("*.yaml")) if rules_dir.is_dir() else []
+    if not files:
+        problems.append(ConfigProblem(str(rules_dir), None, "no rule files (*.yaml) found", "point at recognizers/rules"))
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        digest.update(path.name.encode() + b"\0" + text.encode())
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            problems.append(ConfigProblem(str(path), None, f"not valid YAML: {exc}", "fix the YAML syntax"))
+            continue
+        for raw in data.get("rules") or []:
+            rule = parse_rule(raw, str(path), problems)
+            if rule is None:
+                continue
+            if rule.id in seen:
+                problems.append(ConfigProblem(str(path), rule.id, f"duplicate rule id (also in {seen[rule.id]})",
+                                              "rule ids must be unique across all files"))
+                continue
+            seen[rule.id] = str(path)
+            rules.append(rule)
+    placeholders_path = rules_dir.parent / "placeholders.yaml"
+    if not placeholders_path.exists():
+        placeholders_path = PLACEHOLDERS_FILE
+    placeholder_text = placeholders_path.read_text(encoding="utf-8")
+    digest.update(placeholder_text.encode())
+    ruleset = RuleSet(rules, Placeholders(yaml.safe_load(placeholder_text) or {}), version=digest.hexdigest()[:12])
+    if check_examples:
+        problems += ruleset.check_examples()
+    return ruleset, problems

@@ -1,0 +1,202 @@
+"""Named checks that YAML rules refer to by `validator:`.
+
+Each takes the matched value and answers like Presidio's `validate_result`: True means certain (score 1.0),
+False means drop, None means "cannot tell" (keep the pattern's score). A validator never finds new candidates.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import math
+import re
+import string
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from typing import Optional
+from datetime import date
+
+import tldextract
+
+Validator = Callable[[str], Optional[bool]]
+VALIDATORS: dict[str, Validator] = {}
+
+# NOTE: tldextract's default extractor downloads the public suffix list on first use. This one is pinned to
+# the snapshot bundled inside the package: no network, ever (suffix_list_urls=() and no cache dir).
+OFFLINE_TLD = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+
+
+def validator(func: Validator) -> Validator:
+    VALIDATORS[func.__name__] = func
+    return func
+
+
+def _digits(value: str) -> str:
+    return "".join(ch for ch in value if ch.isdigit())
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character; used by `min_entropy` in rules."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+
+
+@validator
+def luhn(value: str) -> bool:
+    digits = _digits(value)
+    if not 12 <= len(digits) <= 19 or len(set(digits)) == 1:
+        return False
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        number = int(char)
+        if index % 2 == 1:
+            number = number * 2 - 9 if number > 4 else number * 2
+        total += number
+    return total % 10 == 0
+
+
+@validator
+def ssn_structure(value: str) -> bool | None:
+    """Structurally valid US SSN: no 000/666/9xx area, no 00 group, no 0000 serial, not a known fake."""
+    digits = _digits(value)
+    if len(digits) != 9 or len(set(digits)) == 1:
+        return False
+    # Mixed separators (123-45 6789) are typos or other numbers.
+    separators = {ch for ch in value if not ch.isdigit()}
+    if len(separators) > 1:
+        return False
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        return False
+    # Structure passing proves nothing (any 9 digits can look like an SSN): keep the pattern's score.
+    return None if digits not in {"123456789", "078051120", "219099999", "457555462"} else False
+
+
+@validator
+def iban_mod97(value: str) -> bool:
+    compact = re.sub(r"[\s-]", "", value).upper()
+    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", compact):
+        return False
+    if IBAN_LENGTHS.get(compact[:2], len(compact)) != len(compact):
+        return False
+    rearranged = compact[4:] + compact[:4]
+    numeric = "".join(str(int(ch, 36)) for ch in rearranged)
+    return int(numeric) % 97 == 1
+
+
+@validator
+def aba_checksum(value: str) -> bool:
+    digits = _digits(value)
+    if len(digits) != 9 or len(set(digits)) == 1:
+        return False
+    if not (0 <= int(digits[:2]) <= 12 or 21 <= int(digits[:2]) <= 32 or 61 <= int(digits[:2]) <= 72 or digits[:2] == "80"):
+        return False
+    weights = (3, 7, 1) * 3
+    return sum(int(d) * w for d, w in zip(digits, weights)) % 10 == 0
+
+
+_BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+
+
+@validator
+def github_classic_checksum(value: str) -> bool | None:
+    """ghp_/gho_/ghu_/ghs_/ghr_ tokens end in a base62 CRC32 of the 30-character body.
+
+    A verified checksum makes the finding certain; a failed one keeps the pattern's (lower) score, since
+    hand-typed or truncated tokens still deserve a warning.
+    """
+    body, check = value[4:-6], value[-6:]
+    if len(value) != 40:
+        return None
+    crc = zlib.crc32(body.encode())
+    encoded = ""
+    while crc:
+        crc, rest = divmod(crc, 62)
+        encoded = _BASE62[rest] + encoded
+    return True if encoded.rjust(6, "0") == check else None
+
+
+def _b64json(segment: str) -> bytes | None:
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+@validator
+def jwt_structure(value: str) -> bool:
+    """Three dot-separated parts whose header decodes to a JSON object naming `alg` or `typ`."""
+    parts = value.split(".")
+    if len(parts) != 3:
+        return False
+    header = _b64json(parts[0])
+    return bool(header) and header.lstrip().startswith(b"{") and (b'"alg"' in header or b'"typ"' in header)
+
+
+@validator
+def email_domain(value: str) -> bool:
+    """The domain ends in a real public suffix (bundled snapshot, offline)."""
+    domain = value.rsplit("@", 1)[-1].rstrip(".")
+    return bool(OFFLINE_TLD(domain).suffix) and "." in domain
+
+
+@validator
+def ip_address(value: str) -> bool | None:
+    try:
+        address = ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return False
+    return None if not address.is_unspecified else False
+
+
+@validator
+def plausible_date(value: str) -> bool | None:
+    """A calendar date in the past 120 years (dates of birth)."""
+    numbers = [int(n) for n in re.findall(r"\d+", value)]
+    months = {m: i + 1 for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
+    month_name = re.search(r"(?i)\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*", value)
+    today = date.today()
+    candidates: list[tuple[int, int, int]] = []
+    if month_name and len(numbers) == 2:
+        day, year = (numbers[0], numbers[1]) if numbers[1] > 31 else (numbers[1], numbers[0])
+        candidates.append((year, months[month_name.group(1).lower()], day))
+    elif len(numbers) == 3:
+        a, b, c = numbers
+        if a > 31:  # ISO 1990-04-23
+            candidates.append((a, b, c))
+        else:
+            year = c + (1900 if 30 <= c < 100 else 2000 if c < 30 else 0)
+            candidates += [(year, a, b), (year, b, a)]  # US and European order
+    for year, month, day in candidates:
+        try:
+            when = date(year, month, day)
+        except ValueError:
+            continue
+        if today.year - 120 <= when.year and when <= today:
+            return None
+    return False
+
+
+@validator
+def us_phone_area(value: str) -> bool:
+    digits = _digits(value)
+    digits = digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
+    return len(digits) == 10 and digits[0] not in "01" and digits[3] not in "01"
+
+
+# Lengths from the SWIFT IBAN registry (the checksum alone accepts 1 in 97 random strings).
+IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
+    "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
+    "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
+    "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
+    "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+    "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29,
+    "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28,
+    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}
