@@ -68,16 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_commands():
-    """Subcommands that live in their own modules (serve, audit, eval, feedback, bench ...)."""
+    """`register` functions of the modules in proxy/commands/ (serve, audit, eval, feedback, bench ...)."""
+    import importlib
+    import pkgutil
+
+    import proxy.commands
+
     registrations = []
-    for module_name in ("proxy.commands",):
-        try:
-            module = __import__(module_name, fromlist=["REGISTER"])
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        registrations += list(getattr(module, "REGISTER", []))
+    for info in sorted(pkgutil.iter_modules(proxy.commands.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"proxy.commands.{info.name}")
+        if hasattr(module, "register"):
+            registrations.append(module.register)
     return registrations
 
 
