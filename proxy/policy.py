@@ -69,8 +69,8 @@ class Context:
 
     channel_id: str | None = None
     channel_name: str | None = None
-    fingerprint_key: bytes = b""
-    extra_allow_fingerprints: frozenset[str] = frozenset()
+    fingerprint_key: bytes = field(default=b"", repr=False)
+    extra_allow_fingerprints: frozenset[str] = field(default=frozenset(), repr=False)
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,8 @@ class Scanner:
     engine: Engine
     policy: Policy
     redactor: Redactor
-    fingerprint_key: bytes = b""
-    extra_allow_fingerprints: frozenset[str] = field(default_factory=frozenset)
+    fingerprint_key: bytes = field(default=b"", repr=False)
+    extra_allow_fingerprints: frozenset[str] = field(default_factory=frozenset, repr=False)
 
     @property
     def config_version(self) -> str:

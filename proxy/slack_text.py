@@ -24,7 +24,7 @@ Path = tuple[str | int, ...]
 TEXT_KEYS = frozenset({
     "text", "pretext", "fallback", "title", "footer", "value", "author_name", "initial_comment",
     "topic", "purpose", "alt_text", "placeholder", "hint", "label", "description", "url", "title_link",
-    "author_link", "comment", "name_text",
+    "author_link", "comment", "filename",
 })
 # Top-level fields that form bodies carry as JSON strings (Slack accepts both forms).
 JSON_STRING_FIELDS = ("blocks", "attachments", "unfurls", "files", "metadata")
