@@ -1,0 +1,65 @@
+"""Audit events: what was decided about a message, in shapes only (entity types, counts, rule ids, action).
+
+Each event is a frozen dataclass with a `name`, like datasette's events. No field ever holds a scanned value or a
+token: callers are keyed-HMAC fingerprints, and the store writes `to_record()` and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+# Columns of audit_events that events fill; anything else an event carries goes into `detail` (JSON).
+COLUMNS = ("source", "method", "channel", "caller", "action", "entities", "rules", "latency_ms", "status",
+           "config_version")
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """Base of every audited event; subclasses set `name` and add fields."""
+
+    name: ClassVar[str] = "event"
+
+    def to_record(self) -> dict[str, Any]:
+        values = asdict(self)
+        record = {column: values.pop(column, None) for column in COLUMNS}
+        record["name"] = self.name
+        record["detail"] = values
+        return record
+
+
+@dataclass(frozen=True)
+class MessageScanned(AuditEvent):
+    """A text-bearing request was scanned and the policy's verdict applied.
+
+    Recorded after the caller was answered: `action` is the verdict (allow, warn, redact, block) and `status`
+    the HTTP status the caller got (Slack's own, for forwarded calls).
+    """
+
+    name: ClassVar[str] = "message_scanned"
+    source: str  # "webapi" or "webhook"
+    method: str
+    channel: str | None
+    caller: str | None  # keyed fingerprint of the token (or of the webhook path), never the token
+    action: str
+    entities: dict[str, int] = field(default_factory=dict)
+    rules: list[str] = field(default_factory=list)
+    latency_ms: float = 0.0
+    status: int | None = None
+    config_version: str = ""
+
+
+@dataclass(frozen=True)
+class ScanFailed(AuditEvent):
+    """Detection raised or ran over its time budget; `action` says whether the message was refused or forwarded."""
+
+    name: ClassVar[str] = "scan_failed"
+    source: str
+    method: str
+    channel: str | None
+    caller: str | None
+    action: str  # "block" (fail closed) or "forward" (on_scan_error: forward)
+    reason: str = ""  # "timeout" or the exception class name
+    latency_ms: float = 0.0
+    status: int | None = None
+    config_version: str = ""

@@ -1,0 +1,110 @@
+"""The store: held originals are encrypted at rest and expire by the (injected) clock; audit rows hold shapes."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.audit import MessageScanned
+from proxy.store import Store
+from tests.factories import CARD, SSN
+
+KEY = bytes.fromhex("ab" * 32)
+SECRET_TEXT = f"my card is {CARD} and my ssn {SSN}"
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def store(tmp_path):
+    clock = FakeClock()
+    opened = await Store.open(tmp_path / "s.sqlite3", KEY, clock=clock, hold_ttl_seconds=900)
+    opened.clock = clock
+    yield opened
+    await opened.close()
+
+
+async def test_hold_then_take_returns_the_original_once(store):
+    held_id = await store.hold(SECRET_TEXT, user="U1", channel="C1", meta={"thread_ts": "1.2"})
+    peeked = await store.peek(held_id)
+    assert peeked.text == SECRET_TEXT and peeked.user == "U1" and peeked.meta == {"thread_ts": "1.2"}
+    assert await store.take(held_id) == SECRET_TEXT
+    assert await store.take(held_id) is None
+    assert await store.take("no-such-id") is None
+
+
+async def test_expired_holds_are_not_returned_and_are_purged(store):
+    short = await store.hold("short-lived", ttl_seconds=60)
+    long = await store.hold("long-lived")
+    store.clock.now += 61
+    assert await store.take(short) is None
+    assert await store.count_held() == 1
+    store.clock.now += 900
+    assert await store.purge_expired() == 1
+    assert await store.peek(long) is None
+
+
+async def test_purge_expired_takes_an_explicit_now(store):
+    await store.hold("a", ttl_seconds=10)
+    assert await store.purge_expired(now=store.clock.now + 5) == 0
+    assert await store.purge_expired(now=store.clock.now + 10) == 1
+
+
+async def test_a_different_key_cannot_read_held_messages(tmp_path):
+    path = tmp_path / "k.sqlite3"
+    first = await Store.open(path, KEY)
+    held_id = await first.hold(SECRET_TEXT)
+    await first.close()
+    other = await Store.open(path, bytes.fromhex("cd" * 32))
+    assert await other.take(held_id) is None
+    await other.close()
+
+
+async def test_no_plaintext_in_the_database_files(tmp_path):
+    path = tmp_path / "raw.sqlite3"
+    store = await Store.open(path, KEY)
+    held_ids = [await store.hold(SECRET_TEXT, user="U1", channel="C1") for _ in range(3)]
+    await store.take(held_ids[0])
+    # Read while the connection is open: the WAL still holds the most recent pages.
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("raw.sqlite3"))
+    assert any(p.name.endswith("-wal") for p in tmp_path.iterdir())
+    for needle in (SECRET_TEXT, CARD, SSN, "my card is"):
+        assert needle.encode() not in raw
+        assert needle.encode("utf-16-le") not in raw
+    await store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert CARD.encode() not in raw and SSN.encode() not in raw
+
+
+async def test_audit_events_round_trip_shapes_only(store):
+    await store.record(MessageScanned(source="webapi", method="chat.postMessage", channel="C1", caller="fp",
+                                      action="redact", entities={"CREDIT_CARD": 2}, rules=["credit-card"],
+                                      latency_ms=3.5, status=200, config_version="v1"))
+    store.clock.now += 10
+    await store.record(MessageScanned(source="webhook", method="webhook", channel=None, caller="fp2",
+                                      action="allow"))
+    rows = await store.audit_events()
+    assert [r["action"] for r in rows] == ["redact", "allow"]
+    assert rows[0]["entities"] == {"CREDIT_CARD": 2} and rows[0]["rules"] == ["credit-card"]
+    assert rows[0]["name"] == "message_scanned" and rows[0]["status"] == 200
+    assert [r["action"] for r in await store.audit_events(since=store.clock.now - 1)] == ["allow"]
+    assert [r["action"] for r in await store.audit_events(limit=1)] == ["allow"]
+
+
+async def test_processed_events_are_idempotency_keys(store):
+    assert await store.mark_processed("Ev1") is True
+    assert await store.mark_processed("Ev1") is False
+    store.clock.now += 100
+    assert await store.purge_processed(older_than=store.clock.now) == 1
+    assert await store.mark_processed("Ev1") is True
+
+
+async def test_feedback_records_fingerprints(store):
+    await store.record_feedback("us-ssn", "US_SSN", "0123abcd", reporter="U1")
+    [row] = await store.feedback()
+    assert row["rule_id"] == "us-ssn" and row["fingerprint"] == "0123abcd"
