@@ -1,0 +1,290 @@
+"""Peer test vectors (Presidio, gitleaks, detect-secrets) mapped onto our categories, and how we score them.
+
+Everything that decides whether a row counts lives here, so the README, the test and `results.md` agree:
+which source entities we claim (`CATEGORY_OF` / `OUT_OF_SCOPE`), which rows are soft (reported, not
+asserted), what "caught" and "flagged" mean, and the per-source table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+SOURCES = ("presidio", "presidio_intl", "gitleaks", "gitleaks_generated", "detect_secrets")
+MIN_CAUGHT, MAX_FLAGGED = 0.95, 0.05
+# A finding covers an expected span when it overlaps at least this share of the span's characters.
+MIN_COVERAGE = 0.8
+
+# Source entity -> our category. Every gitleaks rule id is a credential (see `category_of`).
+CATEGORY_OF = {
+    # Presidio
+    "CREDIT_CARD": "financial", "IBAN_CODE": "financial", "US_BANK_NUMBER": "financial",
+    "ABA_ROUTING_NUMBER": "financial",
+    "US_SSN": "government_id", "US_ITIN": "government_id", "US_PASSPORT": "government_id",
+    "US_DRIVER_LICENSE": "government_id",
+    "EMAIL_ADDRESS": "contact", "PHONE_NUMBER": "contact",
+    "IP_ADDRESS": "network",
+    "PERSON": "person", "LOCATION": "location",
+    # detect-secrets: every plugin is a credential detector except the public-IP one
+    "IPPublicDetector": "network",
+}
+DETECT_SECRETS_ALL = "*all default detect-secrets plugins*"
+
+# Entities the peers test that we do not claim, with the reason (mirrored in README.md).
+OUT_OF_SCOPE = {
+    "URL": "a link is not sensitive by itself; credentials inside URLs are covered by credential rules",
+    "CRYPTO": "wallet addresses are public by design; not a leak we act on",
+    "MAC_ADDRESS": "hardware ids in logs, not personal data in chat; too noisy to act on",
+    "DATE_TIME": "plain dates are everywhere in chat; we only claim dates of birth (date + DOB context)",
+    "US_MBI": "Medicare beneficiary ids: not claimed yet (no rule)",
+    "US_NPI": "provider ids are public registry numbers",
+    "UK_NHS": "country-specific id: not claimed yet (no rule)",
+    "MEDICAL_LICENSE": "DEA numbers are professional registry ids; not claimed",
+    "NRP": "nationality/religion/politics from NER is too noisy in chat; not claimed",
+}
+INTL_NOTE = "country-specific ids (presidio_intl): not claimed; Presidio itself ships them disabled"
+
+
+def category_of(source: str, entity: str) -> str | None:
+    """Our category for a source's entity name, or None when we do not claim it."""
+    if source.startswith("gitleaks"):
+        return "credential"
+    if source == "detect_secrets":
+        return CATEGORY_OF.get(entity, "credential")
+    if source == "presidio_intl":
+        return None
+    return CATEGORY_OF.get(entity)
+
+
+@dataclass(frozen=True)
+class Row:
+    source: str  # file stem, e.g. "gitleaks"
+    id: str  # the row's `source` field: unique, names repo@commit:path#case
+    text: str
+    expect: tuple[dict, ...]
+    negative_for: tuple[str, ...]
+    meta: dict = field(hash=False, compare=False)
+
+    @property
+    def negative(self) -> bool:
+        return not self.expect
+
+
+def load_rows(source: str) -> list[Row]:
+    rows = []
+    with (DATA / f"{source}.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            raw = json.loads(line)
+            rows.append(Row(source, raw["source"], raw["text"], tuple(raw["expect"]),
+                            tuple(raw.get("negative_for") or ()), raw.get("meta") or {}))
+    return rows
+
+
+def load_disagreements() -> dict[str, str]:
+    """Row id -> why we deliberately disagree with the source's label."""
+    data = yaml.safe_load((HERE / "disagreements.yaml").read_text(encoding="utf-8")) or {}
+    return {item["id"]: item["reason"] for item in data.get("disagreements") or []}
+
+
+def _span_max_score(row: Row, index: int) -> float | None:
+    """The highest score the source asserts for span `index` (None when it asserts none)."""
+    scores = row.meta.get("expected_score")
+    if isinstance(scores, list) and scores:
+        scores = scores[index] if len(scores) == len(row.expect) else scores
+    values: list[float] = []
+
+    def collect(item):
+        if item == "max":
+            values.append(1.0)
+        elif isinstance(item, (int, float)):
+            values.append(float(item))
+        elif isinstance(item, list):
+            for sub in item:
+                collect(sub)
+
+    collect(scores)
+    values = [v for v in values if v >= 0]
+    return max(values) if values else None
+
+
+def soft_reason(row: Row, threshold: float, index: int | None = None) -> str | None:
+    """Why a row (or one of its spans) is reported but not asserted, per the peer-vectors README."""
+    meta = row.meta
+    if meta.get("requires_config"):
+        return "needs a non-default recognizer configuration in the source"
+    if meta.get("ner_engine") not in (None, "spacy"):
+        return f"{meta['ner_engine']} NER case (we run spaCy)"
+    if meta.get("types_present_only"):
+        return "source asserts entity types only, not spans"
+    if row.source == "detect_secrets" and "file_extensions" in meta and None not in meta["file_extensions"]:
+        return "KeywordDetector case asserted only for code file types, not for plain text"
+    if index is not None:
+        best = _span_max_score(row, index)
+        if best is not None and best < threshold:
+            return f"source asserts a weak score ({best:.2f} < our threshold {threshold:.2f})"
+    return None
+
+
+@dataclass
+class Case:
+    """One scored unit: an expected span of a positive row, or a whole negative row."""
+
+    row: Row
+    kind: str  # "positive" | "negative"
+    category: str | None
+    entity: str
+    span: tuple[int, int] | None = None
+    status: str = "in_scope"  # in_scope | soft | out_of_scope | disagreement
+    note: str = ""
+    ok: bool | None = None
+
+
+def cases_for(row: Row, threshold: float, disagreements: dict[str, str]) -> list[Case]:
+    cases = []
+    if row.negative:
+        for entity in row.negative_for or ("?",):
+            category = "credential" if entity == DETECT_SECRETS_ALL else category_of(row.source, entity)
+            cases.append(Case(row, "negative", category, entity))
+    else:
+        for index, item in enumerate(row.expect):
+            case = Case(row, "positive", category_of(row.source, item["entity"]), item["entity"],
+                        (item["start"], item["end"]))
+            case.note = soft_reason(row, threshold, index) or ""
+            cases.append(case)
+    for case in cases:
+        if case.category is None:
+            case.status = "out_of_scope"
+            case.note = INTL_NOTE if row.source == "presidio_intl" else OUT_OF_SCOPE.get(case.entity, "not claimed")
+        elif row.id in disagreements:
+            case.status, case.note = "disagreement", disagreements[row.id]
+        elif case.kind == "negative" and (reason := soft_reason(row, threshold)):
+            case.status, case.note = "soft", reason
+        elif case.note:
+            case.status = "soft"
+    return cases
+
+
+def conformance_policy(policy):
+    """The shipped policy's thresholds with every category acted on and no value allow-lists.
+
+    PERSON and LOCATION ship as `allow` and loopback IPs are allow-listed: that is what a deployment does with
+    a detection, not whether we detect. Placeholder handling stays (it lives in the recognizers).
+    """
+    from proxy.policy import Scope
+    from recognizers.loader import CATEGORIES
+
+    base = Scope(categories={c: "redact" for c in CATEGORIES}, entities={}, thresholds=dict(policy.base.thresholds))
+    return dataclasses.replace(policy, base=base, channels={}, allow_values=frozenset(), allow_patterns=(),
+                               allow_fingerprints=frozenset())
+
+
+def detected(outcome, category: str) -> list[tuple[int, int]]:
+    """Spans the conformance policy acts on, for one category (all findings of a plain-text scan)."""
+    return [(a.finding.start, a.finding.end) for a in outcome.decision.actions
+            if a.action != "allow" and a.finding.category == category]
+
+
+def coverage(span: tuple[int, int], spans: Sequence[tuple[int, int]]) -> float:
+    start, end = span
+    covered = set()
+    for s, e in spans:
+        covered.update(range(max(s, start), min(e, end)))
+    return len(covered) / max(1, end - start)
+
+
+def judge(case: Case, outcome) -> None:
+    """Positive: findings of the mapped category cover >= 80 % of the span. Negative: none of that category."""
+    spans = detected(outcome, case.category) if case.category else []
+    if case.kind == "positive":
+        case.ok = coverage(case.span, spans) >= MIN_COVERAGE
+    else:
+        case.ok = not spans
+
+
+@dataclass
+class SourceReport:
+    source: str
+    cases: list[Case]
+
+    def _count(self, kind: str, status: str, ok: bool | None = None) -> int:
+        return sum(1 for c in self.cases if c.kind == kind and c.status == status and (ok is None or c.ok is ok))
+
+    @property
+    def positives(self) -> int:
+        return self._count("positive", "in_scope")
+
+    @property
+    def caught(self) -> int:
+        return self._count("positive", "in_scope", True)
+
+    @property
+    def negatives(self) -> int:
+        return self._count("negative", "in_scope")
+
+    @property
+    def flagged(self) -> int:
+        return self._count("negative", "in_scope", False)
+
+    @property
+    def caught_rate(self) -> float:
+        return self.caught / self.positives if self.positives else 1.0
+
+    @property
+    def flagged_rate(self) -> float:
+        return self.flagged / self.negatives if self.negatives else 0.0
+
+    def soft_line(self) -> str:
+        pos = self._count("positive", "soft")
+        neg = self._count("negative", "soft")
+        return (f"{self._count('positive', 'soft', True)}/{pos} caught, "
+                f"{self._count('negative', 'soft', False)}/{neg} flagged")
+
+    def failures(self) -> list[Case]:
+        return [c for c in self.cases if c.status == "in_scope" and not c.ok]
+
+
+def evaluate(scanner, sources: Sequence[str] = SOURCES) -> dict[str, SourceReport]:
+    """Scan every row once with the conformance policy and judge every case."""
+    from proxy.redact import Redactor
+    from proxy.scanner import Scanner
+
+    policy = conformance_policy(scanner.policy)
+    measuring = Scanner(scanner.engine, policy, Redactor(policy, scanner.fingerprint_key),
+                        fingerprint_key=scanner.fingerprint_key)
+    threshold = policy.base.thresholds.get("default", 0.5)
+    disagreements = load_disagreements()
+    reports = {}
+    for source in sources:
+        rows = load_rows(source)
+        outcomes = measuring.scan_many([row.text for row in rows])
+        cases = []
+        for row, outcome in zip(rows, outcomes):
+            for case in cases_for(row, threshold, disagreements):
+                if case.status != "out_of_scope":
+                    judge(case, outcome)
+                cases.append(case)
+        reports[source] = SourceReport(source, cases)
+    return reports
+
+
+def render(reports: dict[str, SourceReport]) -> str:
+    """The per-source table (Markdown), plus soft rows, disagreements and out-of-scope counts."""
+    lines = [
+        "| source | in-scope positives | caught | in-scope negatives | flagged | soft (reported only) | disagreements | out of scope |",
+        "|---|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for report in reports.values():
+        disagreements = sum(1 for c in report.cases if c.status == "disagreement")
+        out = sum(1 for c in report.cases if c.status == "out_of_scope")
+        lines.append(
+            f"| {report.source} | {report.positives} | {report.caught} ({report.caught_rate:.1%}) | "
+            f"{report.negatives} | {report.flagged} ({report.flagged_rate:.1%}) | {report.soft_line()} | "
+            f"{disagreements} | {out} |")
+    return "\n".join(lines)
