@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
+
+import phonenumbers
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -83,32 +85,57 @@ class RuleSetRecognizer(EntityRecognizer):
         return results
 
 
-_SEVEN_DIGITS = re.compile(r"\d(?:[\s().\-+]{0,3}\d){6}")
+# A phone-number candidate: 7-15 digits with the separators people type, not inside a longer token (ids, paths,
+# versions, timestamps glued to letters). phonenumbers then validates each candidate alone, so its cost no longer
+# grows with the length of a pasted log.
+_PHONE_CANDIDATE = re.compile(r"(?<![\w.\-/:=#])(?:\+|00)?\(?\d[\d \t().\-/]{5,22}\d(?![\w.\-/:])")
 _PHONE_CONTEXT = re.compile(r"(?i)\b(phone|tel|telephone|cell|mobile|call|text me|whatsapp|fax|number|reach)")
 
 
 class GatedPhoneRecognizer(PhoneRecognizer):
-    """Presidio's phonenumbers-based recognizer, run only when the text holds seven digits close together."""
+    """Presidio's phonenumbers-based recognizer, run on phone-shaped candidates only (first region that matches)."""
 
     def analyze(self, text, entities, nlp_artifacts=None):
-        if not _SEVEN_DIGITS.search(text):
-            return []
-        results = super().analyze(text, entities, nlp_artifacts)
-        for result in results:
-            score, words = context_score(text, result.start, result.end, result.score, _PHONE_CONTEXT)
-            result.score = score
-            result.recognition_metadata.update(rule=PHONE_RULE, category="contact", pattern="phonenumbers match",
-                                               context_words=words)
+        results = []
+        for candidate in _PHONE_CANDIDATE.finditer(text):
+            window = candidate.group()
+            digits = sum(ch.isdigit() for ch in window)
+            if not 7 <= digits <= 15:
+                continue
+            for region in ("ZZ",) if window.startswith(("+", "00")) else self.supported_regions:
+                found = list(phonenumbers.PhoneNumberMatcher(window, region, leniency=self.leniency))
+                if found:
+                    break
+            for match in found:
+                start, end = candidate.start() + match.start, candidate.start() + match.end
+                score, words = context_score(text, start, end, self.SCORE, _PHONE_CONTEXT)
+                results.append(RecognizerResult(
+                    self.supported_entities[0], start, end, score,
+                    analysis_explanation=AnalysisExplanation(self.name, self.SCORE, pattern_name="phonenumbers match"),
+                    recognition_metadata={"rule": PHONE_RULE, "category": "contact", "pattern": "phonenumbers match",
+                                          "context_words": words, RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                          RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}))
         return results
 
 
 # Words that start sentences in ordinary chat; a capitalised word that is not one of these may be a name.
 _COMMON = frozenset("""
-a about after all also an and any anyone are as at be because before but by can could did do does done
-for from get got had has have he hello hey hi how i i'd i'll i'm i've if in is it it's its just let let's
-lol maybe me morning my no not now of ok okay on or our please pr quick re same she should so some sorry
-still sure thanks thank that the then there these they this thx to today tomorrow try up we we're well
-what when where which who why will with would yes yesterday you your also fyi btw heads update note
+a about after again all also an and any anyone anything are as at back be because before being below best
+better both but by can cannot could did do does doing done down during each either else even ever every
+everyone few first for from get gets getting go going good got great had has have having he hello help here
+hey hi his how however i i'd i'll i'm i've if in into is it it's its just last let let's like lol looks made
+make many may maybe me might more morning most much must my need new next no nope not nothing now of off
+ok okay on once one only or other our out over per please pr quick quickly re really right same see seems
+she should since so some someone something sorry still such sure thanks thank that that's the their them
+then there these they thing things this those though thx to today tomorrow too try two under until up
+update updated updates us very was we we'll we're well were what when where which while who why will with
+without would yeah yes yesterday yet you your also fyi btw heads note notes version release released build
+builds deploy deployed deploying deployment merged merge merging fixed fix fixes test tests testing check
+checking looking working works error errors warning warnings info debug failed fails success successful
+done finished started starting running ran alert alerts issue issues ticket tickets bug bugs feature
+features status summary total daily weekly monthly reminder reminders meeting meetings call standup
+sprint review reviewed approved approve lgtm ack ping pinging reply question questions answer agenda
+action items item todo todos welcome congrats congratulations happy good morning afternoon evening night
 monday tuesday wednesday thursday friday saturday sunday january february march april may june july
 august september october november december
 """.split())
@@ -116,7 +143,7 @@ _CAPITALISED = re.compile(r"\b[A-Z][a-z]{1,30}\b")
 
 
 def could_hold_name(text: str) -> bool:
-    """Cheap gate before NER: a capitalised word that is not a common sentence starter."""
+    """Cheap gate before NER: a capitalised word that is not a common English word (names, places)."""
     return any(m.group().lower() not in _COMMON for m in _CAPITALISED.finditer(text))
 
 
