@@ -76,6 +76,15 @@ CREATE TABLE IF NOT EXISTS feedback (
     created     REAL NOT NULL
 );
 
+-- Allow-list entries made from feedback (`slack-pii feedback allow`): fingerprints only, read by running proxies.
+CREATE TABLE IF NOT EXISTS allow_fingerprints (
+    fingerprint TEXT PRIMARY KEY,
+    rule_id     TEXT,                           -- the rule the reports were about (for the record)
+    entity_type TEXT,
+    added_by    TEXT,
+    created     REAL NOT NULL
+);
+
 -- Idempotency keys (Slack event ids, retried deliveries).
 CREATE TABLE IF NOT EXISTS processed_events (
     key     TEXT PRIMARY KEY,
@@ -248,6 +257,64 @@ class Store:
 
     async def feedback(self) -> list[dict[str, Any]]:
         return await self._rows("SELECT * FROM feedback ORDER BY id")
+
+    async def feedback_by_rule(self) -> list[dict[str, Any]]:
+        """Reports grouped by rule and entity: counts, distinct fingerprints, how many are now allow-listed."""
+        return await self._rows(
+            "SELECT f.rule_id, f.entity_type, count(*) AS reports, count(DISTINCT f.fingerprint) AS values_reported,"
+            " count(DISTINCT a.fingerprint) AS allowed, max(f.created) AS last_reported"
+            " FROM feedback f LEFT JOIN allow_fingerprints a ON a.fingerprint = f.fingerprint"
+            " GROUP BY f.rule_id, f.entity_type ORDER BY reports DESC, f.rule_id")
+
+    async def feedback_fingerprints(self, rule_id: str | None = None) -> list[dict[str, Any]]:
+        """One row per reported fingerprint (optionally of one rule), most reported first."""
+        where, params = ("WHERE f.rule_id = ?", (rule_id,)) if rule_id else ("", ())
+        return await self._rows(
+            "SELECT f.rule_id, f.entity_type, f.fingerprint, count(*) AS reports, max(f.created) AS last_reported,"
+            " a.fingerprint IS NOT NULL AS allowed FROM feedback f"
+            f" LEFT JOIN allow_fingerprints a ON a.fingerprint = f.fingerprint {where}"
+            " GROUP BY f.rule_id, f.entity_type, f.fingerprint ORDER BY reports DESC, last_reported DESC", params)
+
+    async def allow_fingerprint(self, fingerprint: str, *, rule_id: str | None = None,
+                                entity_type: str | None = None, added_by: str | None = None) -> bool:
+        """Allow-list a keyed fingerprint; True when it was not allow-listed yet."""
+        cursor = await self._write(
+            "INSERT OR IGNORE INTO allow_fingerprints (fingerprint, rule_id, entity_type, added_by, created)"
+            " VALUES (?, ?, ?, ?, ?)", (fingerprint, rule_id, entity_type, added_by, self._clock()))
+        return cursor.rowcount == 1
+
+    async def allowed_fingerprints(self) -> frozenset[str]:
+        rows = await self._rows("SELECT fingerprint FROM allow_fingerprints")
+        return frozenset(row["fingerprint"] for row in rows)
+
+    # --- dashboard aggregates (shape only) ------------------------------------------------------------------
+
+    async def activity(self, since: float, bucket_seconds: int) -> list[dict[str, Any]]:
+        """Findings per time bucket, entity type and action, from scanned-message events."""
+        return await self._rows(
+            "SELECT CAST(e.created / :bucket AS INTEGER) * :bucket AS bucket, e.action AS action,"
+            " j.key AS entity_type, sum(j.value) AS findings FROM audit_events e, json_each(e.entities) j"
+            " WHERE e.created >= :since GROUP BY bucket, e.action, j.key ORDER BY bucket",
+            {"since": since, "bucket": bucket_seconds})
+
+    async def action_counts(self, since: float) -> dict[str, int]:
+        """Scanned messages per action (allow, warn, redact, block, forward) since `since`."""
+        rows = await self._rows("SELECT action, count(*) AS n FROM audit_events WHERE created >= ? AND action"
+                                " IS NOT NULL GROUP BY action", (since,))
+        return {row["action"]: row["n"] for row in rows}
+
+    async def top_rules(self, since: float, limit: int = 10) -> list[dict[str, Any]]:
+        """Rules that decided messages most often, with the strongest action they led to."""
+        return await self._rows(
+            "SELECT j.value AS rule_id, count(*) AS messages, sum(e.action = 'block') AS blocked,"
+            " sum(e.action = 'redact') AS redacted, sum(e.action = 'warn') AS warned"
+            " FROM audit_events e, json_each(e.rules) j WHERE e.created >= ?"
+            " GROUP BY j.value ORDER BY messages DESC, rule_id LIMIT ?", (since, limit))
+
+    async def held_pending(self) -> list[dict[str, Any]]:
+        """Held originals awaiting a decision: ids, channels and times only (never the ciphertext)."""
+        return await self._rows("SELECT id, user, channel, created, expires FROM held_messages WHERE expires > ?"
+                                " ORDER BY created DESC", (self._clock(),))
 
     async def mark_processed(self, key: str) -> bool:
         """True the first time `key` is seen, False for a repeat (a retried delivery)."""
