@@ -47,6 +47,8 @@ class MessageScanned(AuditEvent):
     latency_ms: float = 0.0
     status: int | None = None
     config_version: str = ""
+    findings: list[dict] = field(default_factory=list)  # explain(outcome)["findings"]: why each finding fired
+    suppressed: list[dict] = field(default_factory=list)  # explain(outcome)["suppressed"]: what allow-lists let through
 
 
 @dataclass(frozen=True)
@@ -63,3 +65,27 @@ class ScanFailed(AuditEvent):
     latency_ms: float = 0.0
     status: int | None = None
     config_version: str = ""
+
+
+EXPLAIN_LIMIT = 100  # findings (and allow hits) kept per event; a pasted log can hold thousands
+
+
+def explain(outcome) -> dict[str, list[dict]]:
+    """Why a message got its verdict, for `MessageScanned(**..., **explain(outcome))`: never a value.
+
+    Per finding: entity type, rule id, pattern name, score, the context words that raised it, where it was (field
+    path) and the action with its reason (which names allow-list and threshold hits). Per suppressed candidate
+    (placeholders, a rule's own allow regexes): entity type, rule id and reason, so a team sees what its
+    exceptions let through.
+    """
+    findings = []
+    for item in outcome.decision.actions[:EXPLAIN_LIMIT]:
+        f = item.finding
+        findings.append({"entity_type": f.entity_type, "rule": f.rule, "pattern": f.pattern,
+                         "score": round(f.score, 3), "context_words": list(f.context_words),
+                         "path": "/" + "/".join(str(p) for p in f.path), "action": item.action,
+                         "reason": item.reason})
+    suppressed = [{"entity_type": s.entity_type, "rule": s.rule, "reason": s.reason,
+                   "path": "/" + "/".join(str(p) for p in s.path)}
+                  for s in outcome.suppressed[:EXPLAIN_LIMIT]]
+    return {"findings": findings, "suppressed": suppressed}
