@@ -209,7 +209,7 @@ class Engine:
             for (index, segment), artifact in zip(flat, artifacts):
                 self._scan_segment(segment, artifact, results[index])
             return results
-        except (RecursionError, MemoryError, ValueError, TypeError, KeyError, IndexError, re.error) as exc:
+        except (TimeoutError, RecursionError, MemoryError, ValueError, TypeError, KeyError, IndexError, re.error) as exc:
             # NOTE: the message names the failure type only; the exception text may quote the input.
             raise DetectionError(f"detection failed: {type(exc).__name__}") from None
 

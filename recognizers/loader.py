@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import regex
 import yaml
 
 from proxy.errors import ConfigError, ConfigProblem
@@ -26,7 +27,9 @@ CATEGORIES = ("credential", "financial", "government_id", "contact", "network", 
 CONTEXT_BOOST = 0.35
 MIN_SCORE_WITH_CONTEXT = 0.4
 CONTEXT_BEFORE, CONTEXT_AFTER = 64, 32
-REGEX_TIMEOUT_CHARS = 200_000  # NOTE: Python's re has no timeout; patterns are checked for bounded repeats instead.
+# NOTE: rule patterns are compiled with the `regex` module for its per-call timeout (Presidio's default is 60 s; a
+# chat message must never hold a request for long). A timeout raises TimeoutError and the scan fails closed.
+REGEX_TIMEOUT_SECONDS = 0.25
 
 try:  # NOTE: hyperscan is an accelerator, never a requirement: without it every gated rule runs.
     import hyperscan
@@ -132,10 +135,10 @@ class RuleSet:
             compiled = []
             for pattern in rule.patterns:
                 expression = pattern.regex.pattern.encode()
-                extra = hyperscan.HS_FLAG_CASELESS if pattern.regex.flags & re.IGNORECASE else 0
-                if pattern.regex.flags & re.MULTILINE:
+                extra = hyperscan.HS_FLAG_CASELESS if pattern.regex.flags & regex.IGNORECASE else 0
+                if pattern.regex.flags & regex.MULTILINE:
                     extra |= hyperscan.HS_FLAG_MULTILINE
-                if pattern.regex.flags & re.DOTALL:
+                if pattern.regex.flags & regex.DOTALL:
                     extra |= hyperscan.HS_FLAG_DOTALL
                 flag = base | hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_ALLOWEMPTY | extra
                 if _hyperscan_accepts(expression, flag):
@@ -198,7 +201,7 @@ class RuleSet:
         allowed: list[AllowHit] = []
         for rule in self.candidate_rules(text) if rules is None else rules:
             for pattern in rule.patterns:
-                for m in pattern.regex.finditer(text):
+                for m in pattern.regex.finditer(text, timeout=REGEX_TIMEOUT_SECONDS):
                     try:
                         start, end = m.span(rule.group)
                     except IndexError:
@@ -266,11 +269,11 @@ def _hyperscan_accepts(expression: bytes, flags: int) -> bool:
         return False
 
 
-def _compile(regex: str, file: str, rule_id: str, problems: list[ConfigProblem]) -> re.Pattern | None:
+def _compile(expression: str, file: str, rule_id: str, problems: list[ConfigProblem]):
     try:
-        return re.compile(regex)
-    except re.error as exc:
-        problems.append(ConfigProblem(file, rule_id, f"bad regex {regex!r}: {exc}", "fix the regular expression"))
+        return regex.compile(expression)
+    except regex.error as exc:
+        problems.append(ConfigProblem(file, rule_id, f"bad regex {expression!r}: {exc}", "fix the regular expression"))
         return None
 
 

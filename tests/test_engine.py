@@ -1,0 +1,68 @@
+"""The engine: built once, offline, fails closed, and explains what it found."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from proxy.engine import Engine, could_hold_name
+from proxy.errors import DetectionError
+from proxy.slack_text import extract_segments
+from recognizers.loader import DEFAULT_RULES_DIR
+
+PATHOLOGICAL = """
+rules:
+  - id: backtracking-trap
+    entity: GENERIC_SECRET
+    category: credential
+    patterns:
+      - name: catastrophic (test only)
+        regex: '(a|aa)+!'
+        score: 0.9
+    examples:
+      match: ['aaa!']
+"""
+
+
+def test_runaway_regex_fails_closed_quickly(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "trap.yaml").write_text(PATHOLOGICAL)
+    shutil.copy(Path(DEFAULT_RULES_DIR).parent / "placeholders.yaml", tmp_path / "placeholders.yaml")
+    engine = Engine.build(rules, ner=False)
+    started = time.monotonic()
+    with pytest.raises(DetectionError) as info:
+        engine.scan(extract_segments("a" * 40 + "? a!"))
+    assert time.monotonic() - started < 5
+    assert "aaaa" not in str(info.value)
+
+
+def test_findings_explain_themselves(engine):
+    text = "please charge my visa 4111 1111 1111 1111"
+    finding = engine.scan(extract_segments(text)).findings[0]
+    assert (finding.rule, finding.entity_type, finding.score) == ("credit-card", "CREDIT_CARD", 1.0)
+    assert "visa" in finding.context_words and finding.pattern.startswith("card number")
+    assert "4111" not in repr(finding) and "4111" not in str(finding.to_dict())
+
+
+def test_placeholders_are_recorded_as_allow_hits(engine):
+    result = engine.scan(extract_segments("key AKIAIOSFODNN7EXAMPLE and token xoxb-xxxxxxxxxxxx-xxxxxxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx"))
+    assert result.findings == []
+    assert {s.rule for s in result.suppressed} >= {"aws-access-key-id"}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("hey team, deploy done", False), ("Version 1.2.3 is out", False), ("Thanks! See you Monday", False),
+    ("Sarah said hi", True), ("ping Jonas about Berlin", True),
+])
+def test_ner_gate(text, expected):
+    assert could_hold_name(text) is expected
+
+
+def test_ner_finds_names_in_prose_but_not_in_code(engine):
+    result = engine.scan(extract_segments("Sarah Connor asked about it\n```\nJohn Smith = get_user()\n```"))
+    people = [f for f in result.findings if f.entity_type == "PERSON"]
+    assert [p.value for p in people] == ["Sarah Connor"]
