@@ -45,6 +45,8 @@ class Settings(BaseSettings):
         "", description="block (fail closed, the default) or forward unscanned text when detection fails; "
         "overrides the policy file's on_scan_error.")
     max_body_bytes: int = Field(4 * 1024 * 1024, description="Largest request body accepted (bytes); larger gets 413.")
+    max_upload_bytes: int = Field(64 * 1024 * 1024, description="Largest multipart/form-data body (file "
+                                  "uploads with a comment or title to scan) accepted; larger gets 413.")
     max_text_chars: int = Field(40_000, description="Longest `text` accepted (Slack's limit).")
     max_blocks: int = Field(50, description="Most blocks accepted in one message (Slack's limit).")
     upstream_timeout_seconds: float = Field(30.0, description="Timeout for one call to the upstream.")
@@ -72,6 +74,12 @@ class Settings(BaseSettings):
     slack_user_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("SLACK_USER_TOKEN", "slack_user_token"),
         description="SLACK_USER_TOKEN: optional admin user token (xoxp-) for auto-delete policies.")
+    passive_scanning: bool = Field(True, description="Bolt app: scan messages posted directly in channels the "
+                                   "app is in, and warn the sender privately when they hold findings.")
+    passive_action: Literal["warn", "repost"] = Field(
+        "warn", description="Bolt app, for a posted message with redact or block findings: warn the sender "
+        "(they choose), or repost: delete it with SLACK_USER_TOKEN (an admin's) and repost the redacted version "
+        "attributed to the sender.")
 
     # --- derived -----------------------------------------------------------------------------------------
 
@@ -150,3 +158,15 @@ def settings_help() -> list[tuple[str, str, str]]:
         shown = "" if default is None else str(default.get_secret_value() if isinstance(default, SecretStr) else default)
         rows.append((env, shown, info.description or ""))
     return rows
+
+
+def settings_markdown() -> str:
+    """The README's settings table (kept in sync by tests/test_docs.py)."""
+    lines = ["| setting | default | meaning |", "|---|---|---|"]
+    for env, default, help_text in settings_help():
+        lines.append(f"| `{env}` | {f'`{default}`' if default else ''} | {help_text} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m proxy.config > settings table for the README
+    print(settings_markdown())
