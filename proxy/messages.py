@@ -1,0 +1,132 @@
+"""Every log line and error text of the proxy, as small functions (bolt's logger/messages.py).
+
+Reviewing "no raw values in logs or errors" means reading this file: arguments are method names, channel ids,
+field paths, entity types, rule ids, counts and timings, never message text or tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# --- start-up and health ------------------------------------------------------------------------------------
+
+LOCAL_SINK_WARNING = ("no Slack upstream configured: forwarding to the built-in LOCAL SINK (nothing reaches "
+                      "Slack; what Slack would have received is stored in the local database)")
+
+
+def listening(url: str, upstream: str, webhook_upstream: str) -> str:
+    return f"slack-pii proxy listening on {url} (Web API upstream: {upstream}; webhooks: {webhook_upstream})"
+
+
+def sink_started(url: str) -> str:
+    return f"local sink answering on {url}"
+
+
+def shutting_down() -> str:
+    return "shutting down: finishing in-flight requests"
+
+
+def stopped() -> str:
+    return "stopped; store closed"
+
+
+# --- request handling -----------------------------------------------------------------------------------------
+
+
+def request_done(source: str, method: str, action: str, status: int, latency_ms: float) -> str:
+    return f"{source} {method}: {action}, status {status}, {latency_ms:.1f} ms"
+
+
+def scan_failed_log(method: str, reason: str, forwarded: bool) -> str:
+    then = "forwarded unscanned (on_scan_error=forward)" if forwarded else "refused (fail closed)"
+    return f"scan of {method} failed ({reason}); {then}"
+
+
+def upstream_failed_log(method: str, kind: str, attempt: int) -> str:
+    return f"upstream call for {method} failed ({kind}, attempt {attempt})"
+
+
+def upstream_retry(method: str, kind: str, delay: float) -> str:
+    return f"retrying {method} after {kind} in {delay:.2f} s"
+
+
+def _names(items: Iterable[str]) -> str:
+    return ", ".join(items) or "none"
+
+
+def blocked_detail(entity_types: Iterable[str], rule_ids: Iterable[str]) -> str:
+    """The human explanation a blocked sender gets: what kinds of data, which rules, how to fix it."""
+    return (f"Message not sent: it contains data that must not be posted to Slack ({_names(entity_types)}; "
+            f"rules: {_names(rule_ids)}). Remove or replace those values and send it again.")
+
+
+def scan_failed_detail() -> str:
+    return ("Message not sent: it could not be scanned for sensitive data in time. Nothing was forwarded; "
+            "try again, and tell your Slack admins if it keeps happening.")
+
+
+# --- errors answered to callers (Slack-shaped) ----------------------------------------------------------------
+
+
+def unknown_method() -> str:
+    return "Unknown or malformed Web API method name."
+
+
+def invalid_json(line: int, column: int) -> str:
+    return f"The JSON body does not parse (line {line}, column {column})."
+
+
+def json_not_object() -> str:
+    return "The JSON body must be an object."
+
+
+def invalid_charset(where: str) -> str:
+    return f"The {where} is not valid UTF-8."
+
+
+def invalid_form(kind: str) -> str:
+    return f"The {kind} body could not be parsed."
+
+
+def unsupported_content_type() -> str:
+    return "Send application/json, application/x-www-form-urlencoded or multipart/form-data."
+
+
+def body_too_large(limit: int) -> str:
+    return f"The request body is larger than {limit} bytes."
+
+
+def field_must_be(path: str, kind: str) -> str:
+    return f"`{path}` must be {kind}."
+
+
+def field_required(path: str) -> str:
+    return f"`{path}` is required for this method."
+
+
+def field_not_json(path: str) -> str:
+    return f"`{path}` is not valid JSON."
+
+
+def text_too_long(path: str, limit: int) -> str:
+    return f"`{path}` is longer than {limit} characters."
+
+
+def too_many_blocks(path: str, limit: int) -> str:
+    return f"`{path}` has more than {limit} blocks."
+
+
+def duplicate_field(path: str) -> str:
+    return f"`{path}` is given more than once."
+
+
+def upstream_timeout(seconds: float) -> str:
+    return f"Slack did not answer within {seconds:g} s; the message may or may not have been posted."
+
+
+def upstream_unreachable() -> str:
+    return "Slack could not be reached; the message was not sent."
+
+
+def upstream_broken() -> str:
+    return "The connection to Slack broke before it answered; the message may or may not have been posted."
