@@ -22,10 +22,11 @@ from urllib.parse import parse_qsl, urlencode
 import aiohttp
 from aiohttp import web
 from aiohttp.base_protocol import BaseProtocol
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.streams import StreamReader
 
 from proxy import messages
-from proxy.audit import MessageScanned, ScanFailed
+from proxy.audit import MessageScanned, ScanFailed, explain
 from proxy.errors import PayloadError
 from proxy.logs import METHOD_NAME
 from proxy.metrics import Metrics
@@ -155,7 +156,7 @@ class WebApi:
         summary = outcome.summary()
         await self._record(MessageScanned(**audit, action=verdict, entities=summary["entities"],
                                           rules=summary["rules"], latency_ms=_ms(started), status=response.status,
-                                          config_version=outcome.config_version))
+                                          config_version=outcome.config_version, **explain(outcome)))
         log.info(messages.request_done("webapi", method, verdict, response.status, _ms(started)),
                  extra={"method": method, "channel": channel, "action": verdict})
         return response
@@ -237,7 +238,7 @@ class WebApi:
         summary = outcome.summary()
         await self._record(MessageScanned(**audit, action=verdict, entities=summary["entities"],
                                           rules=summary["rules"], latency_ms=_ms(started), status=response.status,
-                                          config_version=outcome.config_version))
+                                          config_version=outcome.config_version, **explain(outcome)))
         log.info(messages.request_done("webhook", "webhook", verdict, response.status, _ms(started)),
                  extra={"method": "webhook", "action": verdict})
         return response
@@ -346,7 +347,7 @@ async def parse_multipart(raw: bytes, content_type: str) -> tuple[list[tuple[str
             else:
                 fields.append((part.name, _decode(data, f"field `{part.name[:40]}`")))
                 order.append(part.name)
-    except (ValueError, AssertionError, RuntimeError):
+    except (ValueError, AssertionError, RuntimeError, HttpProcessingError):
         raise PayloadError("invalid_form_data", messages.invalid_form("multipart")) from None
     return fields, files, order
 
