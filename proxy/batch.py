@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -33,7 +32,9 @@ def parse_line(number: int, line: str) -> tuple[Any, Any, str | None]:
     return record_id, None, f"line {number}: needs a string \"text\" or an object \"payload\""
 
 
-def _scan_chunk(chunk: list[tuple[int, str]], explain: bool = False, channel: dict | None = None) -> list[str]:
+def _scan_chunk(chunk: list[tuple[int, str]], explain: bool = False,
+                channel: dict | None = None) -> list[tuple[str, str | None]]:
+    """Output lines for one chunk, each with its error message (or None)."""
     from proxy.cli import result_record
     from proxy.errors import DetectionError
 
@@ -55,7 +56,7 @@ def _scan_chunk(chunk: list[tuple[int, str]], explain: bool = False, channel: di
     lines = []
     for number, rid, _, error in parsed:
         record = results.get(number) or {"id": rid, "line": number, "error": error}
-        lines.append(json.dumps(record, ensure_ascii=False))
+        lines.append((json.dumps(record, ensure_ascii=False), record.get("error")))
     return lines
 
 
@@ -74,18 +75,17 @@ def _chunks(lines: Iterable[str]) -> Iterator[list[tuple[int, str]]]:
 
 def run_batch(scanner, stdin: IO[str], stdout: IO[str], stderr: IO[str], *, workers: int = 1,
               explain: bool = False, channel: dict | None = None) -> int:
+    """Exit 0 even when some lines were bad: each bad line is reported in place (stdout) and on stderr."""
     global _WORKER_SCANNER
     _WORKER_SCANNER = scanner
-    errors = 0
     progress = _progress(stderr)
     try:
         if workers > 1:
             context = multiprocessing.get_context("fork")
             with context.Pool(workers) as pool:
-                results = pool.imap(_ChunkJob(explain, channel), _chunks(stdin), chunksize=1)
-                errors = _emit(results, stdout, stderr, progress)
+                _emit(pool.imap(_ChunkJob(explain, channel), _chunks(stdin), chunksize=1), stdout, stderr, progress)
         else:
-            errors = _emit((_scan_chunk(c, explain, channel) for c in _chunks(stdin)), stdout, stderr, progress)
+            _emit((_scan_chunk(c, explain, channel) for c in _chunks(stdin)), stdout, stderr, progress)
     finally:
         if progress:
             progress.stop()
@@ -100,20 +100,16 @@ class _ChunkJob:
         return _scan_chunk(chunk, self.explain, self.channel)
 
 
-def _emit(results: Iterable[list[str]], stdout: IO[str], stderr: IO[str], progress) -> int:
-    errors = 0
+def _emit(results: Iterable[list[tuple[str, str | None]]], stdout: IO[str], stderr: IO[str], progress) -> None:
     task = progress.add_task("scanning", total=None) if progress else None
     for lines in results:
-        for line in lines:
-            if '"error"' in line[:200] and '"findings"' not in line:
-                errors += 1
-                record = json.loads(line)
-                print(f"slack-pii scan: {record['error']}", file=stderr)
+        for line, error in lines:
+            if error:
+                print(f"slack-pii scan: {error}", file=stderr)
             stdout.write(line + "\n")
         if progress:
             progress.advance(task, len(lines))
     stdout.flush()
-    return errors
 
 
 def _progress(stderr: IO[str]):
