@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from proxy import messages
+from proxy.bolt_app import mount_bolt
 from proxy.config import LOCAL_UPSTREAM, Settings
 from proxy.metrics import Metrics
 from proxy.sink import LocalSink
@@ -77,6 +78,7 @@ def build_app(settings: Settings, *, scanner=None, clock: Callable[[], float] = 
             log.info(messages.stopped())
 
     app.cleanup_ctx.append(lifecycle)
+    mount_bolt(app, settings)  # /slack/events and/or Socket Mode, when Slack credentials are set
     return app
 
 

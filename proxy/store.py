@@ -90,6 +90,14 @@ CREATE TABLE IF NOT EXISTS processed_events (
     key     TEXT PRIMARY KEY,
     created REAL NOT NULL
 );
+
+-- Users' own tokens (xoxp-, from the app's OAuth), so "Redact my message" can edit as them: AES-GCM, user id as AD.
+CREATE TABLE IF NOT EXISTS user_tokens (
+    user       TEXT PRIMARY KEY,
+    nonce      BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    created    REAL NOT NULL
+);
 """
 
 Clock = Callable[[], float]
@@ -325,3 +333,22 @@ class Store:
     async def purge_processed(self, older_than: float) -> int:
         cursor = await self._write("DELETE FROM processed_events WHERE created < ?", (older_than,))
         return cursor.rowcount
+
+    # --- users' own tokens ------------------------------------------------------------------------------------
+
+    async def save_user_token(self, user: str, token: str) -> None:
+        """Keep (encrypted) the token a user granted the app, replacing an older one."""
+        nonce = os.urandom(12)
+        ciphertext = self._aead.encrypt(nonce, token.encode(), b"user:" + user.encode())
+        await self._write("INSERT OR REPLACE INTO user_tokens (user, nonce, ciphertext, created) VALUES (?, ?, ?, ?)",
+                          (user, nonce, ciphertext, self._clock()))
+
+    async def user_token(self, user: str) -> str | None:
+        """The user's own token, or None when they never authorised the app (or the key changed)."""
+        rows = await self._rows("SELECT nonce, ciphertext FROM user_tokens WHERE user = ?", (user,))
+        if not rows:
+            return None
+        try:
+            return self._aead.decrypt(rows[0]["nonce"], rows[0]["ciphertext"], b"user:" + user.encode()).decode()
+        except InvalidTag:
+            return None
