@@ -93,18 +93,21 @@ def _fmt(value) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def _delta(value) -> str:
-    if value is None:
-        return "—"
-    colour = "green" if value > 0 else "red" if value < 0 else "dim"
-    return f"[{colour}]{value:+.3f}[/]"
+def _cell(value, change=None, bold: bool = False) -> str:
+    """A figure, and for the candidate its change against the current config: `0.912 (+0.034)`."""
+    text = f"[bold]{_fmt(value)}[/]" if bold else _fmt(value)
+    if change is None:
+        return text
+    colour = "green" if change > 0 else "red" if change < 0 else "dim"
+    return f"{text} [{colour}]({change:+.3f})[/]"
 
 
-def _print_tables(reports: list[dict], delta: dict | None) -> None:
+def _print_tables(reports: list[dict], delta: dict | None, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    # NOTE: piped output gets a wide fixed width: rich's default of 80 columns folds a side-by-side table.
+    console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 150)
     current = reports[0]
     table = Table(title=f"Detection on {current['messages']} messages ({current['clean_messages']} clean)",
                   title_justify="left")
@@ -115,23 +118,18 @@ def _print_tables(reports: list[dict], delta: dict | None) -> None:
         suffix = f" ({report['config']})" if len(reports) > 1 else ""
         for name in names:
             table.add_column(name + suffix, justify="right")
-    if delta:
-        for name in names:
-            table.add_column(f"Δ {name}", justify="right")
     labels = list(dict.fromkeys(label for r in reports for label in r["per_entity"]))
     for label in labels:
         row = [label, str(current["per_entity"].get(label, {}).get("support", 0))]
-        for report in reports:
+        for index, report in enumerate(reports):
             figures = report["per_entity"].get(label, {})
-            row += [_fmt(figures.get(name)) for name in names]
-        if delta:
-            row += [_delta(delta["per_entity"][label][name]) for name in names]
+            changes = delta["per_entity"][label] if delta and index else None
+            row += [_cell(figures.get(name), changes and changes[name]) for name in names]
         table.add_row(*row)
     row = ["[bold]overall[/]", str(sum(f["support"] for f in current["per_entity"].values()))]
-    for report in reports:
-        row += [f"[bold]{_fmt(report['overall'][name])}[/]" for name in names]
-    if delta:
-        row += [_delta(delta["overall"][name]) for name in names]
+    for index, report in enumerate(reports):
+        changes = delta["overall"] if delta and index else None
+        row += [_cell(report["overall"][name], changes and changes[name], bold=True) for name in names]
     table.add_section()
     table.add_row(*row)
     console.print(table)
