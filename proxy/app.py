@@ -14,7 +14,9 @@ from aiohttp import web
 from proxy import messages
 from proxy.bolt_app import mount_bolt
 from proxy.config import LOCAL_UPSTREAM, Settings
+from proxy.dashboard import add_routes as add_dashboard_routes
 from proxy.metrics import Metrics
+from proxy.reload import CONFIG_WATCHER, SCANNER_SLOT, ConfigWatcher, ScannerSlot
 from proxy.sink import LocalSink
 from proxy.store import Store
 from proxy.upstream import Upstream
@@ -40,6 +42,7 @@ def build_app(settings: Settings, *, scanner=None, clock: Callable[[], float] = 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
+    add_dashboard_routes(app, settings)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store = await Store.open(settings.database_path, settings.key_bytes(), clock=clock,
@@ -66,10 +69,17 @@ def build_app(settings: Settings, *, scanner=None, clock: Callable[[], float] = 
         await upstream.start()
         app[UPSTREAM] = upstream
         webapi.bind(engine, store, upstream)
+        # Hot reload: the slot holds the scanner in force; each swap (reload, feedback allow-list) rebinds it.
+        slot = ScannerSlot(engine)
+        slot.listeners.append(lambda new: setattr(webapi, "scanner", new))
+        watcher = ConfigWatcher(settings, slot, allow_fingerprints=store.allowed_fingerprints)
+        app[SCANNER_SLOT], app[CONFIG_WATCHER] = slot, watcher
+        await watcher.start(watch=settings.watch_config)
         try:
             yield
         finally:
             log.info(messages.shutting_down())
+            await watcher.stop()
             await upstream.close()
             if sink is not None:
                 await sink.stop()
@@ -107,6 +117,8 @@ async def readyz(request: web.Request) -> web.Response:
     body = {"ok": ready, "checks": checks, "upstream": upstream_label(settings),
             "webhook_upstream": webhook_upstream_label(settings),
             "config_version": getattr(webapi.scanner, "config_version", None)}
+    if SCANNER_SLOT in app:
+        body["config"] = app[SCANNER_SLOT].status()
     if settings.uses_local_sink:
         body["warning"] = messages.LOCAL_SINK_WARNING
     return web.json_response(body, status=200 if ready else 503)
