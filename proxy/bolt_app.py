@@ -132,12 +132,14 @@ class BoltService:
         self._tasks: set[asyncio.Task] = set()
         self._socket_handler = None
         self._purger: asyncio.Task | None = None
-        self.verifier = SignatureVerifier(_secret(settings.slack_signing_secret) or "", clock=_Clock(clock))
+        # Only HTTP mode verifies here (handle() is not mounted without a secret); Socket Mode needs no signature.
+        self.verifier = SignatureVerifier(_secret(settings.slack_signing_secret) or "socket-mode-only",
+                                          clock=_Clock(clock))
         # NOTE: Bolt's and the SDK's own loggers stay at WARNING: at DEBUG they print request bodies.
         quiet = logging.getLogger("slack_pii.bolt.sdk")
         quiet.setLevel(logging.WARNING)
         self.app = AsyncApp(
-            signing_secret=_secret(settings.slack_signing_secret) or "unused-in-socket-mode",
+            signing_secret=_secret(settings.slack_signing_secret) or "socket-mode-only",
             client=AsyncWebClient(token=_secret(settings.slack_bot_token), logger=quiet),
             logger=quiet,
             request_verification_enabled=http_mode(settings),

@@ -130,15 +130,20 @@ class Harness:
         return [r.headers.get("Authorization", "") for r in self.double.received(method)]
 
 
-async def start_harness(tmp_path, scanner, **overrides) -> Harness:
-    double = await SlackDouble().start()
+async def start_harness(tmp_path, scanner, *, double: SlackDouble | None = None, before_start=None,
+                        clock=time.time, **overrides) -> Harness:
+    """The proxy (with the Bolt app) in front of a started Slack double; `before_start(double)` runs once the
+    double is listening and before the proxy starts (e.g. to script apps.connections.open)."""
+    double = await (double or SlackDouble()).start()
+    if before_start is not None:
+        before_start(double)
     double.answer("auth.test", json_body={"ok": True, "user_id": BOT_USER, "bot_id": "B0BOT", "team_id": TEAM,
                                           "user": "send-safely", "team": "Test"})
     values = dict(data_dir=tmp_path, secret_key=TEST_KEY, upstream_url=double.api_url, slack_bot_token=BOT_TOKEN,
                   slack_signing_secret=SECRET, watch_config=False)
     values.update(overrides)
     settings = Settings(**values)
-    server = TestServer(build_app(settings, scanner=scanner), host="127.0.0.1", port=0)
+    server = TestServer(build_app(settings, scanner=scanner, clock=clock), host="127.0.0.1", port=0)
     await server.start_server()
     return Harness(server, double, aiohttp.ClientSession())
 
