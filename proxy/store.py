@@ -298,12 +298,46 @@ class Store:
     # --- dashboard aggregates (shape only) ------------------------------------------------------------------
 
     async def activity(self, since: float, bucket_seconds: int) -> list[dict[str, Any]]:
-        """Findings per time bucket, entity type and action, from scanned-message events."""
+        """Findings per time bucket, entity type and action.
+
+        Per finding (its own action) where the event carries the explain trail; per message otherwise.
+        """
         return await self._rows(
-            "SELECT CAST(e.created / :bucket AS INTEGER) * :bucket AS bucket, e.action AS action,"
+            "SELECT CAST(e.created / :bucket AS INTEGER) * :bucket AS bucket,"
+            " json_extract(j.value, '$.action') AS action, json_extract(j.value, '$.entity_type') AS entity_type,"
+            " count(*) AS findings FROM audit_events e, json_each(e.detail, '$.findings') j"
+            " WHERE e.created >= :since GROUP BY bucket, action, entity_type"
+            " UNION ALL"
+            " SELECT CAST(e.created / :bucket AS INTEGER) * :bucket AS bucket, e.action AS action,"
             " j.key AS entity_type, sum(j.value) AS findings FROM audit_events e, json_each(e.entities) j"
-            " WHERE e.created >= :since GROUP BY bucket, e.action, j.key ORDER BY bucket",
+            " WHERE e.created >= :since AND json_type(e.detail, '$.findings') IS NULL"
+            " GROUP BY bucket, e.action, j.key ORDER BY bucket",
             {"since": since, "bucket": bucket_seconds})
+
+    async def allow_hits(self, since: float) -> list[dict[str, Any]]:
+        """What exceptions let through: placeholder/allow-regex hits and findings the policy allowed, with reasons."""
+        return await self._rows(
+            "SELECT json_extract(j.value, '$.rule') AS rule_id, json_extract(j.value, '$.entity_type') AS entity_type,"
+            " json_extract(j.value, '$.reason') AS reason, count(*) AS hits"
+            " FROM audit_events e, json_each(e.detail, '$.suppressed') j WHERE e.created >= :since"
+            " GROUP BY rule_id, entity_type, reason"
+            " UNION ALL"
+            " SELECT json_extract(j.value, '$.rule'), json_extract(j.value, '$.entity_type'),"
+            " json_extract(j.value, '$.reason'), count(*)"
+            " FROM audit_events e, json_each(e.detail, '$.findings') j"
+            " WHERE e.created >= :since AND json_extract(j.value, '$.action') = 'allow'"
+            " GROUP BY 1, 2, 3", {"since": since})
+
+    async def recent_decisions(self, limit: int = 12) -> list[dict[str, Any]]:
+        """The latest scanned messages that were not simply allowed, with their explain trail."""
+        rows = await self._rows(
+            "SELECT id, created, method, channel, action, entities, rules, config_version, detail FROM audit_events"
+            " WHERE name = 'message_scanned' AND action IN ('warn', 'redact', 'block') ORDER BY created DESC LIMIT ?",
+            (limit,))
+        for row in rows:
+            for column in ("entities", "rules", "detail"):
+                row[column] = json.loads(row[column])
+        return rows
 
     async def action_counts(self, since: float) -> dict[str, int]:
         """Scanned messages per action (allow, warn, redact, block, forward) since `since`."""
@@ -312,12 +346,24 @@ class Store:
         return {row["action"]: row["n"] for row in rows}
 
     async def top_rules(self, since: float, limit: int = 10) -> list[dict[str, Any]]:
-        """Rules that decided messages most often, with the strongest action they led to."""
+        """Rules that acted most often (allowed findings excluded), split by the action each finding got.
+
+        Per finding where the event carries the explain trail; per message (its verdict) otherwise.
+        """
         return await self._rows(
-            "SELECT j.value AS rule_id, count(*) AS messages, sum(e.action = 'block') AS blocked,"
-            " sum(e.action = 'redact') AS redacted, sum(e.action = 'warn') AS warned"
-            " FROM audit_events e, json_each(e.rules) j WHERE e.created >= ?"
-            " GROUP BY j.value ORDER BY messages DESC, rule_id LIMIT ?", (since, limit))
+            "SELECT rule_id, sum(n) AS findings, sum(blocked) AS blocked, sum(redacted) AS redacted,"
+            " sum(warned) AS warned FROM ("
+            " SELECT json_extract(j.value, '$.rule') AS rule_id, count(*) AS n,"
+            " sum(json_extract(j.value, '$.action') = 'block') AS blocked,"
+            " sum(json_extract(j.value, '$.action') = 'redact') AS redacted,"
+            " sum(json_extract(j.value, '$.action') = 'warn') AS warned"
+            " FROM audit_events e, json_each(e.detail, '$.findings') j"
+            " WHERE e.created >= :since AND json_extract(j.value, '$.action') != 'allow' GROUP BY 1"
+            " UNION ALL"
+            " SELECT j.value, count(*), sum(e.action = 'block'), sum(e.action = 'redact'), sum(e.action = 'warn')"
+            " FROM audit_events e, json_each(e.rules) j"
+            " WHERE e.created >= :since AND json_type(e.detail, '$.findings') IS NULL GROUP BY 1"
+            ") GROUP BY rule_id ORDER BY findings DESC, rule_id LIMIT :limit", {"since": since, "limit": limit})
 
     async def held_pending(self) -> list[dict[str, Any]]:
         """Held originals awaiting a decision: ids, channels and times only (never the ciphertext)."""
