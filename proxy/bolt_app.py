@@ -31,7 +31,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from proxy import blocks
-from proxy.audit import AuditEvent, MessageScanned
+from proxy.audit import AuditEvent, MessageScanned, explain
 from proxy.blocks import Summary
 from proxy.policy import Decision, FindingAction, fingerprint
 from proxy.slack_text import reassemble
@@ -261,7 +261,7 @@ class BoltService:
         await self.store.record(MessageScanned(
             source="bolt", method=where, channel=channel, caller=self.who(user), action=outcome.verdict,
             entities=summary["entities"], rules=summary["rules"], latency_ms=(time.perf_counter() - started) * 1000,
-            config_version=outcome.config_version))
+            config_version=outcome.config_version, **explain(outcome)))
 
     async def audit_decision(self, where: str, channel: str | None, user: str | None, action: str, outcome=None,
                              reason: str = "", status: str = "done") -> None:
