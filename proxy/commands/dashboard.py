@@ -33,7 +33,8 @@ def register(subparsers) -> None:
         "dashboard-screenshot", help="render the dashboard with seeded data in headless Chromium and save a PNG",
         description="Starts the app on a free loopback port with seeded audit data in a temporary data dir, "
         "opens /dashboard in headless Chromium (Debian's `chromium` package) and writes a PNG.")
-    parser.add_argument("--out", type=Path, default=Path("screenshots/dashboard.png"), help="PNG to write (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("screenshots/dashboard.png"),
+                        help="PNG to write (default: %(default)s)")
     parser.add_argument("--width", type=int, default=1400, help="viewport width in CSS pixels")
     parser.add_argument("--window", choices=("24h", "7d", "30d"), default="24h", help="dashboard time window")
     parser.set_defaults(func=cmd_screenshot)
