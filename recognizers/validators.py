@@ -129,9 +129,12 @@ def _b64json(segment: str) -> bytes | None:
 
 @validator
 def jwt_structure(value: str) -> bool:
-    """Three dot-separated parts whose header decodes to a JSON object naming `alg` or `typ`."""
+    """Two or three dot-separated parts whose header decodes to a JSON object naming `alg` or `typ`.
+
+    Two parts: a token pasted without its signature still carries the claims (detect-secrets flags it too).
+    """
     parts = value.split(".")
-    if len(parts) != 3:
+    if len(parts) not in (2, 3):
         return False
     header = _b64json(parts[0])
     return bool(header) and header.lstrip().startswith(b"{") and (b'"alg"' in header or b'"typ"' in header)
@@ -146,8 +149,12 @@ def email_domain(value: str) -> bool:
 
 @validator
 def ip_address(value: str) -> bool | None:
+    """An IPv4/IPv6 address, optionally with a CIDR prefix, an IPv6 zone (%eth0) or an IPv4 :port."""
+    text = value.strip("[]")
+    if text.count(":") == 1:  # IPv4 with a port
+        text = text.split(":", 1)[0]
     try:
-        address = ipaddress.ip_address(value.strip("[]"))
+        address = ipaddress.ip_interface(text).ip
     except ValueError:
         return False
     return None if not address.is_unspecified else False

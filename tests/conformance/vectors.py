@@ -21,6 +21,7 @@ SOURCES = ("presidio", "presidio_intl", "gitleaks", "gitleaks_generated", "detec
 MIN_CAUGHT, MAX_FLAGGED = 0.95, 0.05
 # A finding covers an expected span when it overlaps at least this share of the span's characters.
 MIN_COVERAGE = 0.8
+LAST_REPORTS: dict = {}  # filled by the test run, printed by conftest's terminal summary
 
 # Source entity -> our category. Every gitleaks rule id is a credential (see `category_of`).
 CATEGORY_OF = {
@@ -48,6 +49,10 @@ OUT_OF_SCOPE = {
     "UK_NHS": "country-specific id: not claimed yet (no rule)",
     "MEDICAL_LICENSE": "DEA numbers are professional registry ids; not claimed",
     "NRP": "nationality/religion/politics from NER is too noisy in chat; not claimed",
+    # detect-secrets plugins that flag any unnamed string by entropy alone
+    "HexHighEntropyString": "unnamed high-entropy strings: commit SHAs, checksums and ids in chat look the same; "
+                            "we flag high-entropy values only when a secret-like name is assigned to them",
+    "Base64HighEntropyString": "as HexHighEntropyString",
 }
 INTL_NOTE = "country-specific ids (presidio_intl): not claimed; Presidio itself ships them disabled"
 
@@ -57,7 +62,7 @@ def category_of(source: str, entity: str) -> str | None:
     if source.startswith("gitleaks"):
         return "credential"
     if source == "detect_secrets":
-        return CATEGORY_OF.get(entity, "credential")
+        return None if entity in OUT_OF_SCOPE else CATEGORY_OF.get(entity, "credential")
     if source == "presidio_intl":
         return None
     return CATEGORY_OF.get(entity)
@@ -88,9 +93,35 @@ def load_rows(source: str) -> list[Row]:
 
 
 def load_disagreements() -> dict[str, str]:
-    """Row id -> why we deliberately disagree with the source's label."""
+    """Row id -> why we deliberately disagree with the source's label (disagreements.yaml)."""
     data = yaml.safe_load((HERE / "disagreements.yaml").read_text(encoding="utf-8")) or {}
-    return {item["id"]: item["reason"] for item in data.get("disagreements") or []}
+    return {row_id: item["reason"] for item in data.get("disagreements") or [] for row_id in item["ids"]}
+
+
+def load_conflicts(rows_by_source: dict[str, list[Row]]) -> dict[str, str]:
+    """Negative rows that another tool (or another rule of the same tool) labels a secret: reported, not asserted.
+
+    Two kinds: the peer-vectors analysis (`cross_source_conflicts.jsonl`, checked by running the other tool),
+    and gitleaks rule-level negatives whose text holds a value gitleaks itself labels a secret under another
+    rule (e.g. a Cloudflare API key listed as a negative of the Cloudflare *global* key rule). Our negatives
+    are per category, so such a row cannot pass for any credential detector.
+    """
+    conflicts = {}
+    with (DATA / "cross_source_conflicts.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            raw = json.loads(line)
+            tools = ", ".join(raw["other_tool_fires"])
+            conflicts[raw["vector_source"]] = f"cross-source conflict: {raw['other_tool']} fires ({tools})"
+    for source, family in (("gitleaks", ("gitleaks", "gitleaks_generated")), ("detect_secrets", ("detect_secrets",))):
+        secrets = [(item["entity"], row.text[item["start"]:item["end"]])
+                   for name in family for row in rows_by_source.get(name, []) for item in row.expect]
+        for row in rows_by_source.get(source, []):
+            if row.negative and row.id not in conflicts:
+                other = sorted({entity for entity, value in secrets if len(value) >= 8 and entity not in
+                                row.negative_for and category_of(source, entity) == "credential" and value in row.text})
+                if other:
+                    conflicts[row.id] = f"the same source labels this value a secret under {', '.join(other)}"
+    return conflicts
 
 
 def _span_max_score(row: Row, index: int) -> float | None:
@@ -146,7 +177,7 @@ class Case:
     ok: bool | None = None
 
 
-def cases_for(row: Row, threshold: float, disagreements: dict[str, str]) -> list[Case]:
+def cases_for(row: Row, threshold: float, disagreements: dict[str, str], conflicts: dict[str, str]) -> list[Case]:
     cases = []
     if row.negative:
         for entity in row.negative_for or ("?",):
@@ -164,6 +195,8 @@ def cases_for(row: Row, threshold: float, disagreements: dict[str, str]) -> list
             case.note = INTL_NOTE if row.source == "presidio_intl" else OUT_OF_SCOPE.get(case.entity, "not claimed")
         elif row.id in disagreements:
             case.status, case.note = "disagreement", disagreements[row.id]
+        elif case.kind == "negative" and row.id in conflicts:
+            case.status, case.note = "soft", conflicts[row.id]
         elif case.kind == "negative" and (reason := soft_reason(row, threshold)):
             case.status, case.note = "soft", reason
         elif case.note:
@@ -191,6 +224,23 @@ def detected(outcome, category: str) -> list[tuple[int, int]]:
             if a.action != "allow" and a.finding.category == category]
 
 
+def as_slack_text(text: str) -> tuple[str, list[int]]:
+    """The text as a Slack client sends it (& < > escaped), and where each original offset lands in it.
+
+    A raw `<` only ever appears in Slack text as its own markup (`<@U1>`, `<https://…|label>`), so a vector
+    such as `<snykToken>…</snykToken>` is fed the way a user's message would arrive: `&lt;snykToken&gt;`.
+    """
+    escaped, offsets = [], []
+    position = 0
+    for char in text:
+        offsets.append(position)
+        piece = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}.get(char, char)
+        escaped.append(piece)
+        position += len(piece)
+    offsets.append(position)
+    return "".join(escaped), offsets
+
+
 def coverage(span: tuple[int, int], spans: Sequence[tuple[int, int]]) -> float:
     start, end = span
     covered = set()
@@ -199,11 +249,12 @@ def coverage(span: tuple[int, int], spans: Sequence[tuple[int, int]]) -> float:
     return len(covered) / max(1, end - start)
 
 
-def judge(case: Case, outcome) -> None:
+def judge(case: Case, outcome, offsets: list[int]) -> None:
     """Positive: findings of the mapped category cover >= 80 % of the span. Negative: none of that category."""
     spans = detected(outcome, case.category) if case.category else []
     if case.kind == "positive":
-        case.ok = coverage(case.span, spans) >= MIN_COVERAGE
+        span = (offsets[case.span[0]], offsets[case.span[1]])
+        case.ok = coverage(span, spans) >= MIN_COVERAGE
     else:
         case.ok = not spans
 
@@ -260,15 +311,18 @@ def evaluate(scanner, sources: Sequence[str] = SOURCES) -> dict[str, SourceRepor
                         fingerprint_key=scanner.fingerprint_key)
     threshold = policy.base.thresholds.get("default", 0.5)
     disagreements = load_disagreements()
+    rows_by_source = {source: load_rows(source) for source in SOURCES}
+    conflicts = load_conflicts(rows_by_source)
     reports = {}
     for source in sources:
-        rows = load_rows(source)
-        outcomes = measuring.scan_many([row.text for row in rows])
+        rows = rows_by_source[source]
+        slack_texts = [as_slack_text(row.text) for row in rows]
+        outcomes = measuring.scan_many([text for text, _ in slack_texts])
         cases = []
-        for row, outcome in zip(rows, outcomes):
-            for case in cases_for(row, threshold, disagreements):
+        for row, outcome, (_, offsets) in zip(rows, outcomes, slack_texts):
+            for case in cases_for(row, threshold, disagreements, conflicts):
                 if case.status != "out_of_scope":
-                    judge(case, outcome)
+                    judge(case, outcome, offsets)
                 cases.append(case)
         reports[source] = SourceReport(source, cases)
     return reports
@@ -277,14 +331,54 @@ def evaluate(scanner, sources: Sequence[str] = SOURCES) -> dict[str, SourceRepor
 def render(reports: dict[str, SourceReport]) -> str:
     """The per-source table (Markdown), plus soft rows, disagreements and out-of-scope counts."""
     lines = [
-        "| source | in-scope positives | caught | in-scope negatives | flagged | soft (reported only) | disagreements | out of scope |",
-        "|---|---:|---:|---:|---:|---|---:|---:|",
+        "| source | in-scope positives | caught | in-scope negatives | flagged | soft (reported only) | disagreements "
+        "| counting disagreements as failures | out of scope |",
+        "|---|---:|---:|---:|---:|---|---:|---|---:|",
     ]
     for report in reports.values():
         disagreements = sum(1 for c in report.cases if c.status == "disagreement")
         out = sum(1 for c in report.cases if c.status == "out_of_scope")
+        pos = [c for c in report.cases if c.kind == "positive" and c.status in ("in_scope", "disagreement")]
+        neg = [c for c in report.cases if c.kind == "negative" and c.status in ("in_scope", "disagreement")]
+        strict = (f"{sum(1 for c in pos if c.ok) / max(1, len(pos)):.1%} caught, "
+                  f"{sum(1 for c in neg if not c.ok) / max(1, len(neg)):.1%} flagged")
         lines.append(
             f"| {report.source} | {report.positives} | {report.caught} ({report.caught_rate:.1%}) | "
             f"{report.negatives} | {report.flagged} ({report.flagged_rate:.1%}) | {report.soft_line()} | "
-            f"{disagreements} | {out} |")
+            f"{disagreements} | {strict} | {out} |")
     return "\n".join(lines)
+
+
+def render_results(reports: dict[str, SourceReport]) -> str:
+    """results.md: the table, then every disagreement and soft row with its reason (no values beyond row ids)."""
+    lines = ["# Conformance results", "",
+             "Generated by `tests/conformance/test_conformance.py`; see README.md for what the columns mean.", "",
+             render(reports), "", "## Deliberate disagreements (excluded from the rates)", ""]
+    by_reason: dict[str, list[Case]] = {}
+    for report in reports.values():
+        for case in report.cases:
+            if case.status == "disagreement":
+                by_reason.setdefault(case.note, []).append(case)
+    for reason, cases in by_reason.items():
+        agree = sum(1 for c in cases if c.ok)
+        lines.append(f"- **{len(cases)} rows** ({agree} of them now pass anyway): {reason}")
+    lines += ["", "## Soft rows (reported, not asserted)", ""]
+    soft: dict[tuple[str, str], list[Case]] = {}
+    for report in reports.values():
+        for case in report.cases:
+            if case.status == "soft":
+                key = (report.source, case.note.split(":")[0] if case.note.startswith("cross-source") else case.note)
+                soft.setdefault(key, []).append(case)
+    for (source, note), cases in sorted(soft.items()):
+        passed = sum(1 for c in cases if c.ok)
+        lines.append(f"- {source}: {len(cases)} {cases[0].kind}s, {passed} pass our rule: {note}")
+    lines += ["", "## Out of scope", ""]
+    out: dict[str, int] = {}
+    for report in reports.values():
+        for case in report.cases:
+            if case.status == "out_of_scope":
+                out[case.entity if report.source != "presidio_intl" else "presidio_intl (all)"] = \
+                    out.get(case.entity if report.source != "presidio_intl" else "presidio_intl (all)", 0) + 1
+    for entity, count in sorted(out.items()):
+        lines.append(f"- {entity}: {count}")
+    return "\n".join(lines) + "\n"
