@@ -94,7 +94,7 @@ class Upstream:
                     query: str) -> aiohttp.ClientResponse:
         assert self._session is not None, "Upstream.start() was not awaited"
         # Only a body we hold in memory can be sent again; a streamed one goes once.
-        can_resend = isinstance(body, (bytes, bytearray))
+        can_resend = body is None or isinstance(body, (bytes, bytearray))
         full_url = url + ("?" + query if query else "")
         attempt = 0
         while True:

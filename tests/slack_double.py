@@ -172,7 +172,8 @@ async def double():
 @pytest.fixture
 def proxy_settings(tmp_path, double):
     return Settings(data_dir=tmp_path, secret_key=TEST_KEY, upstream_url=double.api_url,
-                    webhook_upstream_url=double.base_url, upstream_timeout_seconds=2.0)
+                    webhook_upstream_url=double.base_url, upstream_timeout_seconds=2.0,
+                    watch_config=False)
 
 
 @pytest.fixture
