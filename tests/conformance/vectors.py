@@ -117,7 +117,7 @@ def load_conflicts(rows_by_source: dict[str, list[Row]]) -> dict[str, str]:
                    for name in family for row in rows_by_source.get(name, []) for item in row.expect]
         for row in rows_by_source.get(source, []):
             if row.negative and row.id not in conflicts:
-                other = sorted({entity for entity, value in secrets if len(value) >= 8 and entity not in
+                other = sorted({entity for entity, value in secrets if len(value) >= 16 and entity not in
                                 row.negative_for and category_of(source, entity) == "credential" and value in row.text})
                 if other:
                     conflicts[row.id] = f"the same source labels this value a secret under {', '.join(other)}"
@@ -328,6 +328,10 @@ def evaluate(scanner, sources: Sequence[str] = SOURCES) -> dict[str, SourceRepor
     return reports
 
 
+def _rate(count: int, total: int) -> str:
+    return f"{count / total:.1%}" if total else "–"
+
+
 def render(reports: dict[str, SourceReport]) -> str:
     """The per-source table (Markdown), plus soft rows, disagreements and out-of-scope counts."""
     lines = [
@@ -340,11 +344,11 @@ def render(reports: dict[str, SourceReport]) -> str:
         out = sum(1 for c in report.cases if c.status == "out_of_scope")
         pos = [c for c in report.cases if c.kind == "positive" and c.status in ("in_scope", "disagreement")]
         neg = [c for c in report.cases if c.kind == "negative" and c.status in ("in_scope", "disagreement")]
-        strict = (f"{sum(1 for c in pos if c.ok) / max(1, len(pos)):.1%} caught, "
-                  f"{sum(1 for c in neg if not c.ok) / max(1, len(neg)):.1%} flagged")
+        strict = (f"{sum(1 for c in pos if c.ok) / len(pos):.1%} caught, " if pos else "– caught, ") + \
+            (f"{sum(1 for c in neg if not c.ok) / len(neg):.1%} flagged" if neg else "– flagged")
         lines.append(
-            f"| {report.source} | {report.positives} | {report.caught} ({report.caught_rate:.1%}) | "
-            f"{report.negatives} | {report.flagged} ({report.flagged_rate:.1%}) | {report.soft_line()} | "
+            f"| {report.source} | {report.positives} | {report.caught} ({_rate(report.caught, report.positives)}) | "
+            f"{report.negatives} | {report.flagged} ({_rate(report.flagged, report.negatives)}) | {report.soft_line()} | "
             f"{disagreements} | {strict} | {out} |")
     return "\n".join(lines)
 
@@ -367,11 +371,12 @@ def render_results(reports: dict[str, SourceReport]) -> str:
     for report in reports.values():
         for case in report.cases:
             if case.status == "soft":
-                key = (report.source, case.note.split(":")[0] if case.note.startswith("cross-source") else case.note)
+                key = (report.source, case.kind,
+                       case.note.split(":")[0] if case.note.startswith("cross-source") else case.note)
                 soft.setdefault(key, []).append(case)
-    for (source, note), cases in sorted(soft.items()):
+    for (source, kind, note), cases in sorted(soft.items()):
         passed = sum(1 for c in cases if c.ok)
-        lines.append(f"- {source}: {len(cases)} {cases[0].kind}s, {passed} pass our rule: {note}")
+        lines.append(f"- {source}: {len(cases)} {kind}s, {passed} pass our rule: {note}")
     lines += ["", "## Out of scope", ""]
     out: dict[str, int] = {}
     for report in reports.values():
