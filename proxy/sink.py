@@ -103,8 +103,9 @@ class LocalSink:
 
     async def handle_hook(self, request: web.Request) -> web.Response:
         try:
-            if request.content_type == "application/json":
-                args = await request.json()
+            raw = await request.read()
+            if request.content_type == "application/json" or raw.lstrip().startswith(b"{"):
+                args = json.loads(raw)
             else:
                 args = json.loads((await request.post()).get("payload", "{}"))
         except ValueError:

@@ -403,7 +403,8 @@ async def parse_call(request: web.Request, settings) -> ParsedCall:
 
 def parse_hook_body(raw: bytes, content_type: str) -> tuple[dict[str, Any], bool]:
     """An incoming-webhook body: JSON, or a form with a `payload` JSON field (both are accepted by Slack)."""
-    if content_type == "application/x-www-form-urlencoded":
+    # NOTE: `curl -d '{...}'` sends JSON labelled as a form; Slack reads it as JSON, so do we.
+    if content_type == "application/x-www-form-urlencoded" and not raw.lstrip().startswith(b"{"):
         form = _single(parse_form_pairs(raw), "")
         if "payload" not in form:
             raise PayloadError("invalid_payload", messages.field_required("/payload"), "/payload")

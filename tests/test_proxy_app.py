@@ -90,3 +90,14 @@ def test_every_setting_and_serve_flag_is_in_help():
     audit_help = parser._subparsers._group_actions[0].choices["audit"].format_help()
     for flag in ("--format", "--since", "--limit"):
         assert flag in audit_help
+
+
+async def test_curl_style_webhook_to_the_local_sink_is_stored_redacted(local_proxy):
+    """`curl -d '{...}'` labels JSON as a form; Slack reads it as JSON, and so do the proxy and the sink."""
+    async with aiohttp.ClientSession() as session:
+        async with session.post(local_proxy.make_url("/services/T0000000/B0000000/XXXXXXXXXXXXXXXX"),
+                                data=b'{"text":"ssn 078-05-1123"}',
+                                headers={"Content-Type": "application/x-www-form-urlencoded"}) as response:
+            assert (response.status, await response.text()) == (200, "ok")
+    [row] = await local_proxy.app[STORE].sink_messages()
+    assert row["method"] == "webhook" and row["payload"] == {"text": "ssn [US_SSN]"}
