@@ -71,6 +71,7 @@ class Reply:
     raw: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
+    delay: float = 0.0
 
 
 class SlackDouble:
@@ -106,9 +107,10 @@ class SlackDouble:
             await self._runner.cleanup()
 
     def answer(self, method: str, *, status: int = 200, json_body: Any = None, raw: bytes | None = None,
-               headers: dict[str, str] | None = None, hang: bool = False, times: int = 1) -> None:
+               headers: dict[str, str] | None = None, hang: bool = False, delay: float = 0.0,
+               times: int = 1) -> None:
         for _ in range(times):
-            self._replies[method].append(Reply(status, json_body, raw, headers or {}, hang))
+            self._replies[method].append(Reply(status, json_body, raw, headers or {}, hang, delay))
 
     def received(self, method: str | None = None) -> list[Recorded]:
         return [r for r in self.requests if method is None or r.method == method]
@@ -124,6 +126,10 @@ class SlackDouble:
             return web.json_response(default) if not isinstance(default, str) else web.Response(text=default)
         if reply.hang:
             await self._hang.wait()
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.raw is None and reply.json_body is None and reply.status == 200:
+            return web.json_response(default) if not isinstance(default, str) else web.Response(text=default)
         if reply.raw is not None:
             return web.Response(status=reply.status, body=reply.raw, headers=reply.headers)
         body = reply.json_body if reply.json_body is not None else {"ok": reply.status == 200}

@@ -101,3 +101,27 @@ async def test_curl_style_webhook_to_the_local_sink_is_stored_redacted(local_pro
             assert (response.status, await response.text()) == (200, "ok")
     [row] = await local_proxy.app[STORE].sink_messages()
     assert row["method"] == "webhook" and row["payload"] == {"text": "ssn [US_SSN]"}
+
+
+async def test_graceful_shutdown_lets_in_flight_requests_finish(proxy_settings, double, scanner):
+    import asyncio
+
+    from aiohttp import web
+
+    from proxy.app import build_app
+
+    runner = web.AppRunner(build_app(proxy_settings, scanner=scanner), shutdown_timeout=10)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    store = runner.app[STORE]
+    double.answer("chat.postMessage", delay=0.5)
+    client = AsyncWebClient(token="xoxb-s", base_url=f"http://{host}:{port}/api/")
+    in_flight = asyncio.create_task(client.chat_postMessage(channel="C1", text=f"card {CARD}"))
+    while not double.received("chat.postMessage"):
+        await asyncio.sleep(0.01)
+    await runner.cleanup()  # stop accepting, wait for the handler, then close upstream and store
+    response = await in_flight
+    assert response["ok"] and response["message"]["text"].endswith("1111")
+    assert not store.is_open
