@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-DEFAULT_COUNT = 2000
+DEFAULT_COUNT = 1000
 DEFAULT_SEED = 1
 CHUNK = 128
 WORKERS = 2
