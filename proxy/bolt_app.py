@@ -244,7 +244,7 @@ class BoltService:
                     self.metrics.findings.labels(item.finding.entity_type).inc()
         return outcome
 
-    def redact_everything(self, text: str, outcome) -> str:
+    def redact_everything(self, text, outcome):
         """The text with every acted-on finding replaced, warn ones included: what *Send redacted* means to a
         person (a warn finding is left in by the proxy, but someone who asks for redaction wants it gone)."""
         promoted = Decision(outcome.verdict, tuple(
@@ -573,7 +573,7 @@ class BoltService:
         await self.audit_scan("passive", channel, user, outcome, started)
         if (self.settings.passive_action == "repost" and outcome.verdict in ("redact", "block")
                 and self.settings.slack_user_token):
-            await self.repost_redacted(client, channel, user, ts, thread_ts, message.get("text", ""), outcome)
+            await self.repost_redacted(client, channel, user, ts, thread_ts, payload, outcome)
             return
         held_id = await self.store.hold(message.get("text", ""), user=user, channel=channel,
                                         meta={"ts": ts, "thread_ts": thread_ts, "how": "passive"})
@@ -582,7 +582,7 @@ class BoltService:
                                          ttl_minutes=self.ttl_minutes)
         await self.tell(client, channel, user, warning, thread_ts)
 
-    async def repost_redacted(self, client, channel: str, user: str, ts: str, thread_ts: str | None, text: str,
+    async def repost_redacted(self, client, channel: str, user: str, ts: str, thread_ts: str | None, payload: dict,
                               outcome) -> None:
         """Policy `passive_action: repost`: delete with the admin token, repost redacted, attributed to the sender."""
         admin = _secret(self.settings.slack_user_token)
@@ -592,7 +592,8 @@ class BoltService:
             log.warning(api_failed("chat.delete", _error_code(exc)))
             await self.audit_decision("passive", channel, user, "repost", outcome, status=_error_code(exc))
             return
-        await self.post(client, channel, self.redact_everything(text, outcome), user, "slack-pii-proxy (redacted)",
+        await self.post(client, channel, self.redact_everything(payload, outcome)["text"], user,
+                        "slack-pii-proxy (redacted)",
                         thread_ts if thread_ts != ts else None)
         await self.audit_decision("passive", channel, user, "repost", outcome)
         await self.tell(client, channel, user, blocks.status(

@@ -348,3 +348,21 @@ async def test_nothing_sensitive_reaches_logs_or_the_audit_trail(h, caplog):
         assert value not in caplog.text and value not in audit
     metrics = await (await h.session.get(h.server.make_url("/metrics"))).text()
     assert SSN not in metrics
+
+
+async def test_repost_policy_deletes_with_the_admin_token_and_reposts_redacted(tmp_path, scanner):
+    h = await start_harness(tmp_path, scanner, passive_action="repost", slack_user_token="xoxp-admin-token")
+    try:
+        await h.event(message_event(f"card {CARD} please", ts="1700000500.000001"))
+        assert _one(h, "chat.delete")["ts"] == "1700000500.000001"
+        assert h.tokens("chat.delete") == ["Bearer xoxp-admin-token"]
+        repost = _one(h, "chat.postMessage")
+        assert CARD not in repost["text"] and repost["text"].startswith("card ")
+        assert f"<@{USER}>" in json.dumps(repost["blocks"])  # attributed to the sender
+        assert "reposted" in _one(h, "chat.postEphemeral")["text"]
+        # a contact detail (warn) is not reposted: the sender is warned instead
+        await h.event(message_event(f"mail {EMAIL}"))
+        assert len(h.calls("chat.delete")) == 1
+        assert blocks.REDACT_MINE in buttons(h.calls("chat.postEphemeral")[-1])
+    finally:
+        await stop_harness(h)
