@@ -119,81 +119,68 @@ class RuleSet:
         self.entities = sorted({r.entity for r in rules})
         self._always: list[Rule] = []
         self._database = None
-        self._slot_rule: list[tuple[str, Rule]] = []  # hyperscan id -> ("pattern" | "keyword", rule)
+        self._slot_rule: list[Rule] = []  # hyperscan expression id -> its rule
+        self._always_ids: set[int] = set()
         self._build_prefilter()
 
     def _build_prefilter(self) -> None:
+        """One hyperscan database: the literal keywords of gated rules, the patterns of ungated ones.
+
+        A gated rule runs when one of its keywords is present (gitleaks' semantics); an ungated rule runs when
+        its pattern may match (HS_FLAG_PREFILTER: hyperscan answers a superset, never less). Keywords are
+        literals, so the database compiles in well under a second however many credential rules there are.
+        """
         if hyperscan is None:
             self._always = list(self.rules)
             return
-        expressions, flags = [], []
         # NOTE: no HS_FLAG_UCP: Unicode classes make compiles take minutes. ASCII \w/\b only ever widen the
         # prefilter, and the scan text has Unicode digits and spaces folded to ASCII (slack_text), so a prefilter
         # miss cannot hide a match Python's Unicode-aware regex would find.
         base = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_UTF8
+        entries: list[tuple[bytes, int, Rule]] = []
         for rule in self.rules:
-            compiled = []
-            for pattern in rule.patterns:
-                expression = pattern.regex.pattern.encode()
-                extra = hyperscan.HS_FLAG_CASELESS if pattern.regex.flags & regex.IGNORECASE else 0
-                if pattern.regex.flags & regex.MULTILINE:
-                    extra |= hyperscan.HS_FLAG_MULTILINE
-                if pattern.regex.flags & regex.DOTALL:
-                    extra |= hyperscan.HS_FLAG_DOTALL
-                flag = base | hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_ALLOWEMPTY | extra
-                if _hyperscan_accepts(expression, flag):
-                    compiled.append((expression, flag))
-                else:
-                    compiled = None
-                    break
-            if compiled is None:
-                self._always.append(rule)
+            if rule.keywords:
+                entries += [(re.escape(k).encode(), base | hyperscan.HS_FLAG_CASELESS, rule) for k in rule.keywords]
                 continue
-            for expression, flag in compiled:
-                expressions.append(expression)
-                flags.append(flag)
-                self._slot_rule.append(("pattern", rule))
-            for keyword in rule.keywords:
-                expressions.append(re.escape(keyword).encode())
-                flags.append(base | hyperscan.HS_FLAG_CASELESS)
-                self._slot_rule.append(("keyword", rule))
-        if expressions:
-            self._database = hyperscan.Database()
-            self._database.compile(
-                expressions=expressions, ids=list(range(len(expressions))), elements=len(expressions), flags=flags
-            )
+            for pattern in rule.patterns:
+                flag = base | hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_ALLOWEMPTY
+                flag |= hyperscan.HS_FLAG_CASELESS if pattern.regex.flags & regex.IGNORECASE else 0
+                flag |= hyperscan.HS_FLAG_MULTILINE | hyperscan.HS_FLAG_DOTALL  # both only widen the match set
+                entries.append((pattern.regex.pattern.encode(), flag, rule))
+        try:
+            self._database = _compile_database(entries)
+        except hyperscan.error:  # some pattern hyperscan cannot take: find it, run that rule unfiltered
+            rejected = {id(rule) for expression, flag, rule in entries if not _hyperscan_accepts(expression, flag)}
+            self._always = [r for r in self.rules if id(r) in rejected]
+            entries = [e for e in entries if id(e[2]) not in rejected]
+            self._database = _compile_database(entries) if entries else None
+        self._slot_rule = [rule for _, _, rule in entries]
+        self._always_ids = {id(r) for r in self._always}
 
     def candidate_rules(self, text: str) -> list[Rule]:
-        """Rules that can match `text`: a pattern may match and (if gated) one of its keywords is present."""
+        """Rules that can match `text`: a keyword of a gated rule is present, or an ungated rule's pattern may match."""
         if self._database is None:
-            lowered = text.lower()
-            return [r for r in self._always if not r.keywords or any(k in lowered for k in r.keywords)]
+            return self._keyword_gated(text, self.rules)
         try:
             data = text.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates: no prefilter, run every rule
-            lowered = text.lower()
-            return [r for r in self.rules if not r.keywords or any(k in lowered for k in r.keywords)]
-        pattern_hit: set[int] = set()
-        keyword_hit: set[int] = set()
+        except UnicodeEncodeError:  # lone surrogates: no prefilter, every rule (still keyword-gated)
+            return self._keyword_gated(text, self.rules)
+        hit: set[int] = set()
         slots = self._slot_rule
 
         def on_match(slot: int, _from: int, _to: int, _flags: int, _ctx: object) -> None:
-            kind, rule = slots[slot]
-            (pattern_hit if kind == "pattern" else keyword_hit).add(id(rule))
+            hit.add(id(slots[slot]))
 
         self._database.scan(data, match_event_handler=on_match)
-        lowered = None
-        result = []
-        for rule in self.rules:
-            if rule in self._always:
-                if rule.keywords:
-                    lowered = lowered if lowered is not None else text.lower()
-                    if not any(k in lowered for k in rule.keywords):
-                        continue
-                result.append(rule)
-            elif id(rule) in pattern_hit and (not rule.keywords or id(rule) in keyword_hit):
-                result.append(rule)
+        result = [r for r in self.rules if id(r) in hit]
+        if self._always:
+            result += self._keyword_gated(text, self._always)
         return result
+
+    @staticmethod
+    def _keyword_gated(text: str, rules: Iterable[Rule]) -> list[Rule]:
+        lowered = text.lower()
+        return [r for r in rules if not r.keywords or any(k in lowered for k in r.keywords)]
 
     def find(self, text: str, rules: Iterable[Rule] | None = None) -> tuple[list[RuleMatch], list[AllowHit]]:
         """Run rules over `text`: regex, then validator, entropy, allow-lists, placeholders and context."""
@@ -258,6 +245,13 @@ def context_score(text: str, start: int, end: int, score: float, context: re.Pat
 def _mask(example: str) -> str:
     """Examples are fake, but still shown shortened: config output is often pasted into tickets."""
     return example if len(example) <= 24 else example[:20] + "…"
+
+
+def _compile_database(entries: list[tuple[bytes, int, Rule]]):
+    database = hyperscan.Database()
+    database.compile(expressions=[e for e, _, _ in entries], ids=list(range(len(entries))), elements=len(entries),
+                     flags=[f for _, f, _ in entries])
+    return database
 
 
 def _hyperscan_accepts(expression: bytes, flags: int) -> bool:
