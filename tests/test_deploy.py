@@ -193,6 +193,12 @@ def test_network_policy_allows_only_dns_and_https_out():
 # --- compose -------------------------------------------------------------------------------------------------
 
 
+def compose_healthcheck() -> str:
+    """The proxy's healthcheck command (a string: podman-compose 1.0 mangles the CMD list form)."""
+    test = yaml.safe_load(COMPOSE.read_text())["services"][PROXY]["healthcheck"]["test"]
+    return test if isinstance(test, str) else " ".join(test)
+
+
 def test_compose_runs_the_proxy_read_only_on_loopback_with_a_data_volume():
     services = yaml.safe_load(COMPOSE.read_text())["services"]
     proxy = services[PROXY]
@@ -200,7 +206,7 @@ def test_compose_runs_the_proxy_read_only_on_loopback_with_a_data_volume():
     assert proxy["read_only"] is True and proxy["cap_drop"] == ["ALL"] and "/tmp" in proxy["tmpfs"]
     assert any(v.endswith(":/data") for v in proxy["volumes"])
     assert proxy["ports"] == [f"127.0.0.1:{image_port()}:{image_port()}"]
-    assert f"127.0.0.1:{image_port()}/readyz" in proxy["healthcheck"]["test"][-1]
+    assert f"127.0.0.1:{image_port()}/readyz" in compose_healthcheck()
     bot = services["demo-bot"]
     assert bot["environment"]["SLACK_API_URL"] == f"http://{PROXY}:{image_port()}/api/"
     assert bot["depends_on"][PROXY]["condition"] == "service_healthy"
@@ -212,7 +218,7 @@ def test_compose_runs_the_proxy_read_only_on_loopback_with_a_data_volume():
 def probe_paths() -> set[str]:
     container = proxy_container()
     paths = {container[name]["httpGet"]["path"] for name in ("startupProbe", "livenessProbe", "readinessProbe")}
-    compose = yaml.safe_load(COMPOSE.read_text())["services"][PROXY]["healthcheck"]["test"][-1]
+    compose = compose_healthcheck()
     (healthcheck,) = [rest for keyword, rest in final_stage() if keyword == "HEALTHCHECK"]
     for command in (compose, healthcheck):
         paths.update(re.findall(r"127\.0\.0\.1:[^/']+(/\w+)", command))
