@@ -28,6 +28,8 @@ from proxy.slack_text import Segment
 from recognizers.loader import RuleSet, context_score, load_rules
 
 log = logging.getLogger(__name__)
+# NOTE: Presidio logs "Fetching all recognizers..." at INFO on every call, and its decision trace can quote text.
+logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
 
 LANGUAGE = "en"
 NER_ENTITIES = ("PERSON", "LOCATION")
@@ -272,9 +274,15 @@ def _clip_protected(start: int, end: int, protected: list[tuple[int, int]]) -> t
     return start, end
 
 
+# Which of two overlapping findings speaks for the span: the more sensitive kind first, so an e-mail address
+# inside `postgres://me@x.com:pw@host` can never hide the credential around it.
+SENSITIVITY = {"credential": 0, "financial": 1, "government_id": 2, "personal": 3, "contact": 4, "network": 5,
+               "location": 6, "person": 7}
+
+
 def resolve_overlaps(findings: list[Finding]) -> list[Finding]:
-    """Keep one finding per overlapping cluster: highest score, then longest span, then credential first."""
-    ordered = sorted(findings, key=lambda f: (-f.score, -(f.end - f.start), f.category != "credential", f.start))
+    """Keep one finding per overlapping cluster: most sensitive category, then highest score, then longest."""
+    ordered = sorted(findings, key=lambda f: (SENSITIVITY.get(f.category, 8), -f.score, -(f.end - f.start), f.start))
     kept: list[Finding] = []
     for finding in ordered:
         if all(finding.end <= other.start or other.end <= finding.start for other in kept):

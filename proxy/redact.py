@@ -91,9 +91,11 @@ def redact_segment(segment: Segment, replacements: list[Replacement]) -> str:
 
 
 def _splice(text: str, replacements: list[Replacement], escape: bool = False) -> str:
+    """Replace spans left to right; an overlapping span extends the one before it (never leaves a tail behind)."""
     out, position = [], 0
     for r in sorted(replacements, key=lambda r: r.start):
-        if r.start < position:  # overlapping replacement: extend the previous one
+        if r.start < position:
+            position = max(position, r.end)
             continue
         out.append(text[position:r.start])
         out.append(escape_mrkdwn(r.text) if escape else r.text)

@@ -80,3 +80,18 @@ def test_email_planted_in_link_label_and_target_is_gone_when_redacted(scanner):
     redacted = edits[()]
     assert EMAIL not in redacted and redacted.count("<") == redacted.count(">")
     assert "[EMAIL_ADDRESS]" in redacted and "profile" in redacted
+
+
+def test_overlapping_replacements_never_leave_a_tail():
+    from proxy.redact import Replacement, _splice
+
+    text = "aaa SECRETPART-TAIL bbb"
+    out = _splice(text, [Replacement(4, 14, "[A]"), Replacement(10, 19, "[B]")])
+    assert out == "aaa [A] bbb" and "TAIL" not in out
+
+
+def test_credential_wins_over_an_email_inside_it(scanner):
+    text = "DATABASE_URL=postgres://ops@acme-corp.com:Sup3rS3cret!@db.internal:5432/app"
+    outcome = scanner.scan(text)
+    assert outcome.verdict == "block"
+    assert "Sup3rS3cret" not in outcome.redacted
