@@ -227,8 +227,10 @@ def compose_modal(channel_id: str | None = None, text: str = "") -> dict:
 # --- passive warnings and DMs --------------------------------------------------------------------------------
 
 
-def passive_warning(held_id: str, channel: str, summary: Summary, *, can_edit: bool, ttl_minutes: int) -> dict:
-    """The ephemeral (or DM) warning after a message with findings was posted directly."""
+def passive_warning(held_id: str, channel: str, summary: Summary, *, can_edit: bool, ttl_minutes: int,
+                    authorise: str = "") -> dict:
+    """The ephemeral (or DM) warning after a message with findings was posted directly. `authorise` says how to
+    let the app edit as the sender (the /slack/install link, or why there is none); shown when it cannot yet."""
     lead = (f":warning: Your message in <#{channel}> contains {summary.kinds}. Everyone in the channel can see "
             "it, and Slack keeps it.")
     confirm = {"title": plain("Delete your message?", MAX_CONFIRM_TITLE),
@@ -242,6 +244,8 @@ def passive_warning(held_id: str, channel: str, summary: Summary, *, can_edit: b
     if not can_edit:
         notes.append("I can only edit or delete your message if you have authorised this app for your account; "
                      "otherwise use ⋯ → Edit message yourself.")
+        if authorise:
+            notes.append(authorise)
     blocks = [section(lead), *[section(fix) for fix in summary.fixes],
               {"type": "actions", "block_id": "pii_choices", "elements": buttons}, context(" ".join(notes))]
     return {"text": clip(f"Your message contains {', '.join(summary.entity_types)}.", 3000), "blocks": blocks}

@@ -33,6 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from proxy import blocks
 from proxy.audit import AuditEvent, MessageScanned, explain
 from proxy.blocks import Summary
+from proxy.oauth import install_url, mount_oauth, oauth_enabled
 from proxy.policy import Decision, FindingAction, fingerprint
 from proxy.slack_text import reassemble
 
@@ -75,6 +76,11 @@ def purged(held: int) -> str:
 
 def socket_mode_started() -> str:
     return "Socket Mode connected (events arrive over the websocket; no public URL needed)"
+
+
+def socket_mode_needs_slack() -> str:
+    return ("Socket Mode cannot run against the local sink (it has no websocket): not started. Unset "
+            "SLACK_PII_UPSTREAM_URL=local to connect to Slack, or use HTTP mode (SLACK_SIGNING_SECRET)")
 
 
 def _error_code(exc: Exception) -> str:
@@ -159,7 +165,10 @@ class BoltService:
         await self.store.purge_expired()
         self._purger = asyncio.create_task(self._purge_loop())
         if socket_mode(self.settings):
-            await self.start_socket_mode()
+            if self.settings.uses_local_sink:
+                log.warning(socket_mode_needs_slack())
+            else:
+                await self.start_socket_mode()
 
     async def start_socket_mode(self) -> None:
         """Open the websocket; `apps.connections.open` goes to the configured upstream like every other call."""
@@ -302,6 +311,16 @@ class BoltService:
             await respond(replace_original=True, **body)
         except Exception as exc:  # noqa: BLE001 - a response_url that fails must not undo what was done
             log.info(api_failed("response_url", type(exc).__name__))
+
+    def how_to_authorise(self) -> str:
+        """One sentence for a sender without a user token: the install link, or plainly why there is none."""
+        url = install_url(self.settings)
+        if url:
+            return f"<{url}|Authorise this app for your account> once, and *Redact my message* will work."
+        if oauth_enabled(self.settings):
+            return ("To let it, authorise this app for your account: ask whoever runs it for the /slack/install "
+                    "link (this proxy does not know its public address).")
+        return "This app is not set up for people to authorise it (no OAuth client configured)."
 
     @property
     def ttl_minutes(self) -> int:
@@ -579,7 +598,7 @@ class BoltService:
                                         meta={"ts": ts, "thread_ts": thread_ts, "how": "passive"})
         can_edit = await self.store.user_token(user) is not None
         warning = blocks.passive_warning(held_id, channel, Summary.from_outcome(outcome), can_edit=can_edit,
-                                         ttl_minutes=self.ttl_minutes)
+                                         ttl_minutes=self.ttl_minutes, authorise=self.how_to_authorise())
         await self.tell(client, channel, user, warning, thread_ts)
 
     async def repost_redacted(self, client, channel: str, user: str, ts: str, thread_ts: str | None, payload: dict,
@@ -612,8 +631,8 @@ class BoltService:
             await self.audit_decision("passive", held.channel, user, "redact_mine", status="no_user_token")
             await self.reply(respond, blocks.status(
                 "I can't edit your message: you haven't authorised this app to act for you, and Slack lets only "
-                "you edit your own messages. Hover over it, choose ⋯ → *Edit message* and remove the flagged "
-                "values, or delete it."))
+                f"you edit your own messages. {self.how_to_authorise()} For now, hover over it, choose ⋯ → "
+                "*Edit message* and remove the flagged values, or delete it."))
             return
         outcome = await self.scan(held.text, held.channel, "passive")
         if outcome is None:
@@ -753,6 +772,7 @@ def mount_bolt(app: web.Application, settings) -> BoltService | None:
     app[BOLT] = service
     if http_mode(settings):
         app.router.add_post("/slack/events", service.handle)
+    oauth = mount_oauth(app, settings, logger=service.app.logger)  # /slack/install, /slack/oauth_redirect
 
     async def lifecycle(app: web.Application):
         from proxy.app import METRICS, STORE, UPSTREAM, WEBAPI
@@ -760,6 +780,8 @@ def mount_bolt(app: web.Application, settings) -> BoltService | None:
         webapi = app[WEBAPI]
         service.bind(store=app[STORE], get_scanner=lambda: getattr(webapi.scanner, "current", webapi.scanner),
                      executor=webapi.executor, api_base=app[UPSTREAM].api_base, metrics=app[METRICS])
+        if oauth is not None:
+            oauth.bind(store=app[STORE], api_base=app[UPSTREAM].api_base)
         await service.start()
         try:
             yield

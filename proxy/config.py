@@ -1,6 +1,7 @@
 """One Settings object: every knob, its default and its help, from env (prefix SLACK_PII_) or a YAML file.
 
-Slack's own names (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_USER_TOKEN) are read as-is.
+Slack's own names (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_USER_TOKEN, SLACK_CLIENT_ID,
+SLACK_CLIENT_SECRET) are read as-is.
 Settings are passed in explicitly; nothing reads a module-level singleton.
 """
 
@@ -74,6 +75,17 @@ class Settings(BaseSettings):
     slack_user_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("SLACK_USER_TOKEN", "slack_user_token"),
         description="SLACK_USER_TOKEN: optional admin user token (xoxp-) for auto-delete policies.")
+    slack_client_id: str = Field(
+        "", validation_alias=AliasChoices("SLACK_CLIENT_ID", "slack_client_id"), description="SLACK_CLIENT_ID: "
+        "the app's client id; with SLACK_CLIENT_SECRET it turns on /slack/install and /slack/oauth_redirect, where "
+        "people authorise the app (user scope chat:write) so Redact my message can edit their message as them.")
+    slack_client_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_CLIENT_SECRET", "slack_client_secret"),
+        description="SLACK_CLIENT_SECRET: the app's client secret, used only to exchange OAuth codes "
+        "(oauth.v2.access on the configured upstream).")
+    public_url: str = Field(
+        "", description="The proxy's public base URL as browsers and Slack reach it (e.g. "
+        "https://pii-proxy.example.com): the OAuth redirect_uri, and the /slack/install link in warnings.")
     passive_scanning: bool = Field(True, description="Bolt app: scan messages posted directly in channels the "
                                    "app is in, and warn the sender privately when they hold findings.")
     passive_action: Literal["warn", "repost"] = Field(

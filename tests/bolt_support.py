@@ -131,9 +131,10 @@ class Harness:
 
 
 async def start_harness(tmp_path, scanner, *, double: SlackDouble | None = None, before_start=None,
-                        clock=time.time, **overrides) -> Harness:
+                        clock=time.time, runner: dict | None = None, **overrides) -> Harness:
     """The proxy (with the Bolt app) in front of a started Slack double; `before_start(double)` runs once the
-    double is listening and before the proxy starts (e.g. to script apps.connections.open)."""
+    double is listening and before the proxy starts (e.g. to script apps.connections.open). `runner` goes to
+    aiohttp's AppRunner (e.g. serve's own access logger)."""
     double = await (double or SlackDouble()).start()
     if before_start is not None:
         before_start(double)
@@ -144,7 +145,7 @@ async def start_harness(tmp_path, scanner, *, double: SlackDouble | None = None,
     values.update(overrides)
     settings = Settings(**values)
     server = TestServer(build_app(settings, scanner=scanner, clock=clock), host="127.0.0.1", port=0)
-    await server.start_server()
+    await server.start_server(**(runner or {}))
     return Harness(server, double, aiohttp.ClientSession())
 
 
