@@ -117,7 +117,8 @@ class LocalSink:
         return web.Response(text="ok")
 
     def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Slack's success shape for the methods the proxy and the Bolt app call; `{"ok": true}` otherwise."""
+        """Slack's success shape for the methods the proxy and the Bolt app call; `{"ok": true}` otherwise.
+        Permalinks are stable fakes on local-sink.invalid; apps.connections.open is refused (no websocket here)."""
         channel = args.get("channel") or args.get("channel_id") or "C0LOCALSINK"
         ts = self._ts()
         message = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "ts": ts, "team": TEAM_ID,
@@ -142,6 +143,14 @@ class LocalSink:
         if method == "conversations.info":
             return {"ok": True, "channel": {"id": channel, "name": f"local-{channel.lower()}", "is_channel": True,
                                             "is_member": True}}
+        if method == "chat.getPermalink":
+            message_ts = str(args.get("message_ts") or ts)
+            return {"ok": True, "channel": channel,
+                    "permalink": f"https://local-sink.invalid/archives/{channel}/p{message_ts.replace('.', '')}"}
+        if method == "apps.connections.open":
+            # NOTE: an honest refusal rather than a URL: the sink has no websocket, so Socket Mode needs real Slack.
+            return {"ok": False, "error": "socket_mode_unavailable",
+                    "detail": "Socket Mode needs real Slack: the local sink has no websocket server."}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D0LOCALSINK"}}
         if method == "files.upload":
