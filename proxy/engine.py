@@ -91,7 +91,9 @@ class RuleSetRecognizer(EntityRecognizer):
 # versions, timestamps glued to letters). phonenumbers then validates each candidate alone, so its cost no longer
 # grows with the length of a pasted log.
 _PHONE_CANDIDATE = re.compile(r"(?<![\w.\-/:=#])(?:\+|00)?\(?\d[\d \t().\-/]{5,22}\d(?![\w.\-/:])")
-_PHONE_CONTEXT = re.compile(r"(?i)\b(phone|tel|telephone|cell|mobile|call|text me|whatsapp|fax|number|reach)")
+_PHONE_CONTEXT = re.compile(r"(?i)\b(phone|tel|telephone|cell|mobile|call|text me|whatsapp|fax|number|reach|contact|dial)")
+# Shapes phonenumbers would reject after real work: dotted quads (IPs, versions) and calendar dates.
+_NOT_A_PHONE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}|\d{1,2}\.\d{1,2}\.\d{4}")
 
 
 class GatedPhoneRecognizer(PhoneRecognizer):
@@ -102,7 +104,7 @@ class GatedPhoneRecognizer(PhoneRecognizer):
         for candidate in _PHONE_CANDIDATE.finditer(text):
             window = candidate.group()
             digits = sum(ch.isdigit() for ch in window)
-            if not 7 <= digits <= 15:
+            if not 7 <= digits <= 15 or _NOT_A_PHONE.fullmatch(window.strip("()")):
                 continue
             for region in ("ZZ",) if window.startswith(("+", "00")) else self.supported_regions:
                 found = list(phonenumbers.PhoneNumberMatcher(window, region, leniency=self.leniency))
@@ -281,8 +283,10 @@ SENSITIVITY = {"credential": 0, "financial": 1, "government_id": 2, "personal": 
 
 
 def resolve_overlaps(findings: list[Finding]) -> list[Finding]:
-    """Keep one finding per overlapping cluster: most sensitive category, then highest score, then longest."""
-    ordered = sorted(findings, key=lambda f: (SENSITIVITY.get(f.category, 8), -f.score, -(f.end - f.start), f.start))
+    """Keep one finding per overlapping cluster: confident before weak guesses (< 0.5), then the most sensitive
+    category, then the highest score, then the longest span."""
+    ordered = sorted(findings, key=lambda f: (f.score < 0.5, SENSITIVITY.get(f.category, 8), -f.score,
+                                              -(f.end - f.start), f.start))
     kept: list[Finding] = []
     for finding in ordered:
         if all(finding.end <= other.start or other.end <= finding.start for other in kept):
