@@ -193,7 +193,10 @@ class ConfigWatcher:
             self.slot.swap(new)
             log.info(reload_applied(reason, running.config_version, new.config_version,
                                     (time.perf_counter() - started) * 1000))
-        await self.refresh_allow_list()
+        try:
+            await self.refresh_allow_list()
+        except Exception as exc:  # noqa: BLE001 - the new config is in force; the poller retries the allow-list
+            log.warning(f"allow-list refresh after reload failed ({type(exc).__name__})")
         return ReloadResult(True, True, self.slot.config_version)
 
     def _prepare(self, running: Scanner) -> _Candidate:
@@ -268,16 +271,19 @@ class ConfigWatcher:
 
     def on_sighup(self) -> None:
         """The signal handler: schedule the same `reload` a file change triggers."""
-        self._tasks.append(asyncio.get_running_loop().create_task(self.reload("SIGHUP")))
+        task = asyncio.get_running_loop().create_task(self.reload("SIGHUP"))
+        self._tasks.append(task)
+        task.add_done_callback(lambda done: done in self._tasks and self._tasks.remove(done))
 
     async def stop(self) -> None:
         self._stop.set()
         if self._signal_installed:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             self._signal_installed = False
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
 
     async def _watch(self) -> None:

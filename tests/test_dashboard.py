@@ -78,6 +78,8 @@ async def test_dashboard_renders_the_seeded_activity_in_a_real_browser(seeded, c
     for value in (EMAIL, CARD, "Sup3rS3cret", "078-05-1123"):
         assert value not in page["text"]
     assert page["requests"] and {urlsplit(u).hostname for u in page["requests"]} == {"127.0.0.1"}
+    status, week = await get(url + "?window=7d")  # per-day bars: the seeded day fills one or two of them
+    assert status == 200 and 1 <= week.count('class="bar"') <= 8 and 'class="tab on" href="?window=7d"' in week
 
 
 async def test_token_mode_refuses_the_browser_without_the_token(tmp_path, scanner, chromium):

@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -184,7 +185,7 @@ class Chromium:
         self.binary = binary or find_chromium()
         self.timeout = timeout
         self.requests: list[str] = []  # every URL the page asked for (Network.requestWillBeSent)
-        self._profile = tempfile.TemporaryDirectory(prefix="slack-pii-chromium-")
+        self._profile = tempfile.TemporaryDirectory(prefix="slack-pii-chromium-", ignore_cleanup_errors=True)
         self._process: asyncio.subprocess.Process | None = None
         self._session = None
         self._ws = None
@@ -202,7 +203,7 @@ class Chromium:
         profile = Path(self._profile.name)
         self._process = await asyncio.create_subprocess_exec(
             self.binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + self.timeout
         while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
@@ -223,6 +224,11 @@ class Chromium:
         return self
 
     async def __aexit__(self, *exc) -> None:
+        if self._ws is not None and not self._ws.closed:
+            try:  # a clean exit lets Chromium stop its helpers and stop writing to the profile
+                await asyncio.wait_for(self._ws.send_str(json.dumps({"id": 0, "method": "Browser.close"})), 2)
+            except (ConnectionError, TimeoutError, RuntimeError):
+                pass
         if self._reader:
             self._reader.cancel()
         if self._ws is not None:
@@ -233,13 +239,23 @@ class Chromium:
         self._profile.cleanup()
 
     async def _kill(self) -> None:
-        if self._process and self._process.returncode is None:
-            self._process.terminate()
+        """Wait for the browser to exit, then end what is left of its own process group (renderers, zygotes)."""
+        process = self._process
+        if process is None:
+            return
+        try:
+            await asyncio.wait_for(process.wait(), 5)
+        except TimeoutError:
+            process.terminate()
             try:
-                await asyncio.wait_for(self._process.wait(), 10)
+                await asyncio.wait_for(process.wait(), 5)
             except TimeoutError:
-                self._process.kill()
-                await self._process.wait()
+                process.kill()
+                await process.wait()
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # its session was started for it alone (start_new_session)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     async def _read(self) -> None:
         async for message in self._ws:
