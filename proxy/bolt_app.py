@@ -125,6 +125,28 @@ def _secret(value) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
+def held_button(*, take: bool):
+    """A button on a preview or a warning: track, ack, and find the clicker's held original (telling them when it
+    is gone); the method then gets `(held, user, body, client, respond)`. `take` removes it from the store first
+    (a double click finds nothing)."""
+
+    def wrap(method):
+        async def listener(self, ack, body: dict, action: dict, client, respond) -> None:
+            self._track()
+            await ack()
+            user = body["user"]["id"]
+            held = await self.held_for(action["value"], user, respond, take=take)
+            if held is not None:
+                await method(self, held, user, body, client, respond)
+
+        # NOTE: no functools.wraps: Bolt unwraps a listener to read the argument names it injects.
+        listener.__name__, listener.__qualname__ = method.__name__, method.__qualname__
+        listener.__doc__ = method.__doc__
+        return listener
+
+    return wrap
+
+
 class BoltService:
     """The AsyncApp and everything its listeners need. Build, `bind(...)` at start-up, mount `handle` on a route."""
 
@@ -362,6 +384,16 @@ class BoltService:
                 return None
         return held
 
+    async def held_from_modal(self, view: dict, user: str, client, gone: str):
+        """(held original, private metadata) for a modal opened from a held message, taken from the store; when it
+        is gone or not `user`'s, tell them `gone` and return (None, metadata)."""
+        meta = json.loads(view.get("private_metadata") or "{}")
+        held = await self.store.take_held(meta.get("id", ""))
+        if held is None or held.user != user:
+            await self.tell(client, None, user, blocks.status(gone))
+            return None, meta
+        return held, meta
+
     # --- listeners --------------------------------------------------------------------------------------------
 
     def _register(self) -> None:
@@ -425,13 +457,8 @@ class BoltService:
         await ack()
         await self.submit(client, text=text, channel=channel, user=body["user"]["id"], how="shortcut")
 
-    async def on_send_redacted(self, ack, body: dict, action: dict, client, respond) -> None:
-        self._track()
-        await ack()
-        user = body["user"]["id"]
-        held = await self.held_for(action["value"], user, respond, take=True)
-        if held is None:
-            return
+    @held_button(take=True)
+    async def on_send_redacted(self, held, user: str, body: dict, client, respond) -> None:
         how = held.meta.get("how", COMMAND)
         outcome = await self.scan(held.text, held.channel, how)
         if outcome is None:
@@ -445,24 +472,18 @@ class BoltService:
             f"Posted the redacted version in <#{held.channel}>. Your original was erased." if posted else
             "Slack refused the post; nothing was sent and your original was erased."))
 
-    async def on_edit(self, ack, body: dict, action: dict, client, respond) -> None:
-        self._track()
-        await ack()
-        held = await self.held_for(action["value"], body["user"]["id"], respond, take=False)
-        if held is None:
-            return
+    @held_button(take=False)
+    async def on_edit(self, held, user: str, body: dict, client, respond) -> None:
         view = blocks.edit_modal(json.dumps({"id": held.id, "r": body.get("response_url", "")}), held.text)
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
     async def on_edit_submit(self, ack, body: dict, view: dict, client) -> None:
         self._track()
         await ack()
-        meta = json.loads(view.get("private_metadata") or "{}")
         user = body["user"]["id"]
-        held = await self.store.take_held(meta.get("id", ""))
-        if held is None or held.user != user:
-            await self.tell(client, None, user, blocks.status(
-                "That message expired or was already handled, so the edit was not sent."))
+        held, meta = await self.held_from_modal(
+            view, user, client, "That message expired or was already handled, so the edit was not sent.")
+        if held is None:
             return
         text = (view["state"]["values"][blocks.MESSAGE_BLOCK][blocks.MESSAGE_INPUT].get("value") or "").strip()
         how = held.meta.get("how", COMMAND)
@@ -471,12 +492,8 @@ class BoltService:
         await self.submit(client, text=text, channel=held.channel, user=user, how=how,
                           thread_ts=held.meta.get("thread_ts"))
 
-    async def on_send_original(self, ack, body: dict, action: dict, client, respond) -> None:
-        self._track()
-        await ack()
-        held = await self.held_for(action["value"], body["user"]["id"], respond, take=False)
-        if held is None:
-            return
+    @held_button(take=False)
+    async def on_send_original(self, held, user: str, body: dict, client, respond) -> None:
         outcome = await self.scan(held.text, held.channel, held.meta.get("how", COMMAND))
         if outcome is None or outcome.verdict == "block":
             await self.reply(respond, blocks.status("Policy does not allow sending this original."))
@@ -492,11 +509,9 @@ class BoltService:
             await ack(response_action="errors", errors={blocks.REASON_BLOCK: "Say why the original is needed."})
             return
         await ack()
-        meta = json.loads(view.get("private_metadata") or "{}")
         user = body["user"]["id"]
-        held = await self.store.take_held(meta.get("id", ""))
-        if held is None or held.user != user:
-            await self.tell(client, None, user, blocks.status("That message expired or was already handled."))
+        held, meta = await self.held_from_modal(view, user, client, "That message expired or was already handled.")
+        if held is None:
             return
         how = held.meta.get("how", COMMAND)
         outcome = await self.scan(held.text, held.channel, how)
@@ -514,13 +529,8 @@ class BoltService:
             f"Posted your original in <#{held.channel}>; your reason was recorded." if posted else
             "Slack refused the post; nothing was sent."))
 
-    async def on_cancel(self, ack, body: dict, action: dict, respond) -> None:
-        self._track()
-        await ack()
-        user = body["user"]["id"]
-        held = await self.held_for(action["value"], user, respond, take=True)
-        if held is None:
-            return
+    @held_button(take=True)
+    async def on_cancel(self, held, user: str, body: dict, client, respond) -> None:
         await self.audit_decision(held.meta.get("how", COMMAND), held.channel, user, "cancel")
         await self.reply(respond, blocks.status("Cancelled. Nothing was posted and your original was erased."))
 
@@ -619,13 +629,8 @@ class BoltService:
             f"Your message in <#{channel}> contained {Summary.from_outcome(outcome).kinds}: it was removed and "
             "reposted with those values redacted."))
 
-    async def on_redact_mine(self, ack, body: dict, action: dict, client, respond) -> None:
-        self._track()
-        await ack()
-        user = body["user"]["id"]
-        held = await self.held_for(action["value"], user, respond, take=False)
-        if held is None:
-            return
+    @held_button(take=False)
+    async def on_redact_mine(self, held, user: str, body: dict, client, respond) -> None:
         token = await self.store.user_token(user)
         if token is None:
             await self.audit_decision("passive", held.channel, user, "redact_mine", status="no_user_token")
@@ -650,13 +655,8 @@ class BoltService:
         await self.audit_decision("passive", held.channel, user, "redact_mine", outcome)
         await self.reply(respond, blocks.status("Done: your message now shows the redacted version."))
 
-    async def on_delete_mine(self, ack, body: dict, action: dict, client, respond) -> None:
-        self._track()
-        await ack()
-        user = body["user"]["id"]
-        held = await self.held_for(action["value"], user, respond, take=False)
-        if held is None:
-            return
+    @held_button(take=False)
+    async def on_delete_mine(self, held, user: str, body: dict, client, respond) -> None:
         token = await self.store.user_token(user) or _secret(self.settings.slack_user_token)
         if token is None:
             await self.audit_decision("passive", held.channel, user, "delete_mine", status="no_user_token")
@@ -675,14 +675,9 @@ class BoltService:
         await self.audit_decision("passive", held.channel, user, "delete_mine")
         await self.reply(respond, blocks.status("Deleted."))
 
-    async def on_not_sensitive(self, ack, body: dict, action: dict, respond) -> None:
+    @held_button(take=True)
+    async def on_not_sensitive(self, held, user: str, body: dict, client, respond) -> None:
         """A false-positive report: rule id, entity type and keyed fingerprint per finding, never the value."""
-        self._track()
-        await ack()
-        user = body["user"]["id"]
-        held = await self.held_for(action["value"], user, respond, take=True)
-        if held is None:
-            return
         outcome = await self.scan(held.text, held.channel, "passive")
         reported = []
         if outcome is not None:
