@@ -30,7 +30,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from proxy import blocks
+from proxy import blocks, messages
 from proxy.audit import AuditEvent, MessageScanned, explain
 from proxy.blocks import Summary
 from proxy.oauth import install_url, mount_oauth, oauth_enabled
@@ -49,38 +49,6 @@ SCANNED_SUBTYPES = frozenset({None, "thread_broadcast", "file_share", "me_messag
 REPLAY_WINDOW_SECONDS = 60 * 5  # Slack's own: a request older than this is refused as stale
 PROCESSED_KEEP_SECONDS = 3600  # event ids and signatures are remembered this long (Slack retries within minutes)
 PURGE_EVERY_SECONDS = 60.0
-
-
-# --- log lines (shape only: ids, types, counts; never text or tokens) -------------------------------------------
-
-
-def refused(reason: str, status: int) -> str:
-    return f"/slack/events request refused: {reason} (status {status})"
-
-
-def duplicate_event(kind: str) -> str:
-    return f"duplicate {kind} delivery ignored (already processed)"
-
-
-def scan_failed(where: str, reason: str) -> str:
-    return f"bolt {where}: scan failed ({reason}); nothing posted"
-
-
-def api_failed(method: str, error: str) -> str:
-    return f"bolt: Web API {method} failed ({error})"
-
-
-def purged(held: int) -> str:
-    return f"purged {held} expired held message(s)"
-
-
-def socket_mode_started() -> str:
-    return "Socket Mode connected (events arrive over the websocket; no public URL needed)"
-
-
-def socket_mode_needs_slack() -> str:
-    return ("Socket Mode cannot run against the local sink (it has no websocket): not started. Unset "
-            "SLACK_PII_UPSTREAM_URL=local to connect to Slack, or use HTTP mode (SLACK_SIGNING_SECRET)")
 
 
 def _error_code(exc: Exception) -> str:
@@ -188,7 +156,7 @@ class BoltService:
         self._purger = asyncio.create_task(self._purge_loop())
         if socket_mode(self.settings):
             if self.settings.uses_local_sink:
-                log.warning(socket_mode_needs_slack())
+                log.warning(messages.socket_mode_needs_slack())
             else:
                 await self.start_socket_mode()
 
@@ -200,7 +168,7 @@ class BoltService:
         self._socket_handler = AsyncSocketModeHandler(self.app, _secret(self.settings.slack_app_token),
                                                       logger=self.app.logger, web_client=client)
         await self._socket_handler.connect_async()
-        log.info(socket_mode_started())
+        log.info(messages.socket_mode_started())
 
     async def stop(self) -> None:
         if self._socket_handler is not None:
@@ -230,7 +198,7 @@ class BoltService:
             count = await self.store.purge_expired()
             await self.store.purge_processed(self.clock() - PROCESSED_KEEP_SECONDS)
             if count:
-                log.info(purged(count))
+                log.info(messages.purged_held(count))
 
     # --- HTTP mode ------------------------------------------------------------------------------------------
 
@@ -262,10 +230,10 @@ class BoltService:
             future = loop.run_in_executor(self.executor, partial(scanner.scan, payload, channel_id=channel))
             outcome = await asyncio.wait_for(future, timeout=self.settings.scan_timeout_seconds)
         except asyncio.TimeoutError:
-            log.warning(scan_failed(where, "timeout"))
+            log.warning(messages.bolt_scan_failed(where, "timeout"))
             return None
         except Exception as exc:  # noqa: BLE001 - any detection failure fails closed; only the type is logged
-            log.warning(scan_failed(where, type(exc).__name__))
+            log.warning(messages.bolt_scan_failed(where, type(exc).__name__))
             return None
         if self.metrics is not None:
             self.metrics.scan_seconds.observe(time.perf_counter() - started)
@@ -308,7 +276,7 @@ class BoltService:
             answer = await client.chat_postMessage(channel=channel, thread_ts=thread_ts,
                                                    **blocks.sent_by(text, user, how))
         except SlackClientError as exc:
-            log.warning(api_failed("chat.postMessage", _error_code(exc)))
+            log.warning(messages.bolt_api_failed("chat.postMessage", _error_code(exc)))
             return None
         return answer.data
 
@@ -319,11 +287,11 @@ class BoltService:
                 await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, **body)
                 return
             except SlackClientError as exc:
-                log.info(api_failed("chat.postEphemeral", _error_code(exc)))
+                log.info(messages.bolt_api_failed("chat.postEphemeral", _error_code(exc)))
         try:
             await client.chat_postMessage(channel=user, **body)
         except SlackClientError as exc:
-            log.warning(api_failed("chat.postMessage (DM)", _error_code(exc)))
+            log.warning(messages.bolt_api_failed("chat.postMessage (DM)", _error_code(exc)))
 
     async def reply(self, respond, body: dict) -> None:
         """Replace the message the button was on (the preview or the warning), via its response_url."""
@@ -332,7 +300,7 @@ class BoltService:
         try:
             await respond(replace_original=True, **body)
         except Exception as exc:  # noqa: BLE001 - a response_url that fails must not undo what was done
-            log.info(api_failed("response_url", type(exc).__name__))
+            log.info(messages.bolt_api_failed("response_url", type(exc).__name__))
 
     def how_to_authorise(self) -> str:
         """One sentence for a sender without a user token: the install link, or plainly why there is none."""
@@ -356,9 +324,7 @@ class BoltService:
         started = time.perf_counter()
         outcome = await self.scan(text, channel, how)
         if outcome is None:
-            from proxy.messages import scan_failed_detail
-
-            await self.tell(client, channel, user, blocks.status(scan_failed_detail()))
+            await self.tell(client, channel, user, blocks.status(messages.scan_failed_detail()))
             return
         await self.audit_scan(how, channel, user, outcome, started)
         if outcome.verdict == "allow":
@@ -419,7 +385,7 @@ class BoltService:
         """Idempotency on Slack's event id: a retried delivery (X-Slack-Retry-Num) is acked and not acted on."""
         event_id = body.get("event_id") if isinstance(body, dict) else None
         if event_id and not await self.store.mark_processed("event:" + event_id):
-            log.info(duplicate_event(body.get("event", {}).get("type", "event")))
+            log.info(messages.duplicate_event(body.get("event", {}).get("type", "event")))
             return BoltResponse(status=200, body="")
         return await next()
 
@@ -543,7 +509,7 @@ class BoltService:
         try:
             await AsyncWebhookClient(url, logger=self.app.logger).send(replace_original=True, **body)
         except Exception as exc:  # noqa: BLE001 - the decision stands even if the old preview stays visible
-            log.info(api_failed("response_url", type(exc).__name__))
+            log.info(messages.bolt_api_failed("response_url", type(exc).__name__))
 
     # --- the workflow step --------------------------------------------------------------------------------------
 
@@ -555,29 +521,25 @@ class BoltService:
         started = time.perf_counter()
         outcome = await self.scan(text, channel, FUNCTION_CALLBACK)
         if outcome is None:
-            from proxy.messages import scan_failed_detail
-
-            await fail(scan_failed_detail())
+            await fail(messages.scan_failed_detail())
             return
         await self.audit_scan(FUNCTION_CALLBACK, channel, user, outcome, started)
         summary = Summary.from_outcome(outcome)
         if outcome.verdict == "block":
-            from proxy.messages import blocked_detail
-
-            await fail(blocked_detail(summary.entity_types, summary.rule_ids))
+            await fail(messages.blocked_detail(summary.entity_types, summary.rule_ids))
             if user:
                 await self.tell(client, None, user, blocks.blocked_dm(channel, summary, "the workflow step"))
             return
         posted = await self.post(client, channel, outcome.redacted, user, "a workflow", thread_ts)
         if posted is None:
-            await fail("Slack refused to post the message (check that the app can post in that channel).")
+            await fail(messages.workflow_post_failed())
             return
         ts = posted.get("ts", "")
         link = ""
         try:
             link = (await client.chat_getPermalink(channel=channel, message_ts=ts)).get("permalink") or ""
         except SlackClientError as exc:
-            log.info(api_failed("chat.getPermalink", _error_code(exc)))
+            log.info(messages.bolt_api_failed("chat.getPermalink", _error_code(exc)))
         await complete(outputs={"message_link": link, "message_ts": ts, "verdict": outcome.verdict,
                                 "entity_types": ", ".join(summary.entity_types)})
 
@@ -618,7 +580,7 @@ class BoltService:
         try:
             await client.chat_delete(token=admin, channel=channel, ts=ts)
         except SlackClientError as exc:
-            log.warning(api_failed("chat.delete", _error_code(exc)))
+            log.warning(messages.bolt_api_failed("chat.delete", _error_code(exc)))
             await self.audit_decision("passive", channel, user, "repost", outcome, status=_error_code(exc))
             return
         await self.post(client, channel, self.redact_everything(payload, outcome)["text"], user,
@@ -746,7 +708,7 @@ def _check_shape(text: str, content_type: str) -> None:
 
 
 def _refuse(status: int, code: str, reason: str) -> web.Response:
-    log.warning(refused(reason, status))
+    log.warning(messages.bolt_refused(reason, status))
     return web.json_response({"ok": False, "error": code}, status=status)
 
 

@@ -130,3 +130,54 @@ def upstream_unreachable() -> str:
 
 def upstream_broken() -> str:
     return "The connection to Slack broke before it answered; the message may or may not have been posted."
+
+
+# --- the Bolt app (Slack events, buttons, the workflow step, Socket Mode) --------------------------------------
+
+
+def bolt_refused(reason: str, status: int) -> str:
+    return f"/slack/events request refused: {reason} (status {status})"
+
+
+def duplicate_event(kind: str) -> str:
+    return f"duplicate {kind} delivery ignored (already processed)"
+
+
+def bolt_scan_failed(where: str, reason: str) -> str:
+    return f"bolt {where}: scan failed ({reason}); nothing posted"
+
+
+def bolt_api_failed(method: str, error: str) -> str:
+    return f"bolt: Web API {method} failed ({error})"
+
+
+def purged_held(count: int) -> str:
+    return f"purged {count} expired held message(s)"
+
+
+def socket_mode_started() -> str:
+    return "Socket Mode connected (events arrive over the websocket; no public URL needed)"
+
+
+def socket_mode_needs_slack() -> str:
+    return ("Socket Mode cannot run against the local sink (it has no websocket): not started. Unset "
+            "SLACK_PII_UPSTREAM_URL=local to connect to Slack, or use HTTP mode (SLACK_SIGNING_SECRET)")
+
+
+def workflow_post_failed() -> str:
+    return "Slack refused to post the message (check that the app can post in that channel)."
+
+
+# --- OAuth (/slack/install, /slack/oauth_redirect): never the code, the state or the token ----------------------
+
+
+def oauth_refused(path: str, reason: str) -> str:
+    return f"{path} refused: {reason}"
+
+
+def oauth_exchange_failed(error: str) -> str:
+    return f"OAuth: oauth.v2.access failed ({error}); no token saved"
+
+
+def oauth_authorised(scopes: str) -> str:
+    return f"OAuth: a user authorised the app (user scopes: {scopes}); token saved encrypted"

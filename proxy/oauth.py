@@ -24,6 +24,7 @@ from aiohttp import web
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from proxy import messages
 from proxy.audit import AuditEvent
 from proxy.policy import fingerprint
 
@@ -34,21 +35,6 @@ USER_SCOPES = "chat:write"
 INSTALL_PATH, REDIRECT_PATH = "/slack/install", "/slack/oauth_redirect"
 STATE_TTL_SECONDS = 600
 STATE_COOKIE = "slack_pii_oauth_state"
-
-
-# --- log lines (shape only: never the code, the state or the token) --------------------------------------------
-
-
-def refused(reason: str) -> str:
-    return f"{REDIRECT_PATH} refused: {reason}"
-
-
-def exchange_failed(error: str) -> str:
-    return f"OAuth: oauth.v2.access failed ({error}); no token saved"
-
-
-def authorised(scopes: str) -> str:
-    return f"OAuth: a user authorised the app (user scopes: {scopes}); token saved encrypted"
 
 
 @dataclass(frozen=True)
@@ -134,15 +120,15 @@ class OAuthFlow:
         """GET /slack/oauth_redirect: check the state, trade the code for the user's token, keep it encrypted."""
         nonce = self.check_state(request.query.get("state", ""), request.cookies.get(STATE_COOKIE))
         if nonce is None:
-            log.warning(refused("invalid or expired state"))
+            log.warning(messages.oauth_refused(REDIRECT_PATH, "invalid or expired state"))
             return _page(400, "This link has expired or was not started here. "
                          f'<a href="{INSTALL_PATH}">Start again</a>.')
         if not await self.store.mark_processed("oauth-state:" + nonce):
-            log.warning(refused("state already used"))
+            log.warning(messages.oauth_refused(REDIRECT_PATH, "state already used"))
             return _page(400, f'This link was already used. <a href="{INSTALL_PATH}">Start again</a>.')
         if request.query.get("error") or not request.query.get("code"):
             error = request.query.get("error", "no_code")[:40]
-            log.info(refused(f"Slack answered {error!r}"))
+            log.info(messages.oauth_refused(REDIRECT_PATH, f"Slack answered {error!r}"))
             return _page(400, f"The app was not authorised ({html.escape(error)}). Nothing was saved.")
         client = AsyncWebClient(base_url=self.api_base, logger=self.logger)
         try:
@@ -153,18 +139,18 @@ class OAuthFlow:
         except SlackClientError as exc:
             error = str(exc.response.get("error", "unknown")) if isinstance(exc, SlackApiError) else \
                 type(exc).__name__
-            log.warning(exchange_failed(error))
+            log.warning(messages.oauth_exchange_failed(error))
             return _page(502, f"Slack refused the authorisation ({html.escape(error)}). Nothing was saved.")
         user = answer.get("authed_user") or {}
         if not (user.get("id") and user.get("access_token")):
-            log.warning(exchange_failed("no authed_user token"))
+            log.warning(messages.oauth_exchange_failed("no authed_user token"))
             return _page(502, "Slack did not grant a user token. Nothing was saved.")
         await self.store.save_user_token(user["id"], user["access_token"])
         scopes = str(user.get("scope", ""))
         await self.store.record(UserAuthorised(source="oauth", method="oauth.v2.access",
                                                caller=fingerprint(user["id"], self._audit_key),
                                                scopes=scopes))
-        log.info(authorised(scopes))
+        log.info(messages.oauth_authorised(scopes))
         response = _page(200, "You can now use <b>Redact my message</b>: when the app warns you about a message, "
                          "it can replace it with the redacted version for you. You can close this tab.")
         response.del_cookie(STATE_COOKIE, path="/slack/")
