@@ -177,14 +177,22 @@ class BoltService:
             self._purger.cancel()
         await self.drain()
 
-    async def drain(self) -> None:
-        """Wait for every listener started so far (and what they started) to finish: tests and shutdown."""
-        for _ in range(3):
-            await asyncio.sleep(0)
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-            for _ in range(3):
-                await asyncio.sleep(0)
+    async def drain(self, quiet_seconds: float = 0.03) -> None:
+        """Wait until every listener started so far (and what they started) has finished and none has started
+        for `quiet_seconds`: Bolt starts event listeners after it answers, so "no task yet" is not "done"."""
+        loop = asyncio.get_running_loop()
+        idle_since = None
+        while True:
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+                idle_since = None
+                continue
+            now = loop.time()
+            if idle_since is None:
+                idle_since = now
+            elif now - idle_since >= quiet_seconds:
+                return
+            await asyncio.sleep(0.005)
 
     def _track(self) -> None:
         task = asyncio.current_task()
