@@ -181,3 +181,38 @@ def oauth_exchange_failed(error: str) -> str:
 
 def oauth_authorised(scopes: str) -> str:
     return f"OAuth: a user authorised the app (user scopes: {scopes}); token saved encrypted"
+
+
+# --- config reload ------------------------------------------------------------------------------------------
+
+
+def reload_applied(reason: str, old: str, new: str, ms: float) -> str:
+    return f"config reloaded ({reason}): version {old} -> {new} in {ms:.0f} ms"
+
+
+def reload_unchanged(reason: str, version: str) -> str:
+    return f"config reload ({reason}): files unchanged, version {version} stays"
+
+
+def reload_rejected(reason: str, count: int, version: str) -> str:
+    return f"config reload ({reason}) REJECTED: {count} problem(s); still running version {version}"
+
+
+def reload_problem(problem: object) -> str:
+    return f"config reload rejected: {problem}"
+
+
+def reload_failed(reason: str, error: str, version: str) -> str:
+    return f"config reload ({reason}) failed while building ({error}); still running version {version}"
+
+
+def allow_list_updated(count: int) -> str:
+    return f"allow-list from feedback: {count} fingerprint(s) in force"
+
+
+def allow_list_refresh_failed(error: str, then: str) -> str:
+    return f"allow-list refresh failed ({error}); {then}"
+
+
+def sighup_unavailable() -> str:
+    return "SIGHUP reload not available in this process"

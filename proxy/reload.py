@@ -25,6 +25,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from proxy import messages
 from proxy.errors import ConfigProblem
 from proxy.policy import DEFAULT_POLICY_FILE, collect_policy
 from proxy.redact import Redactor
@@ -42,30 +43,6 @@ WATCH_DEBOUNCE_MS = 300  # editors write a file in several steps; one reload per
 
 
 # --- log lines (shape only: paths, rule ids, versions, counts) -------------------------------------------------
-
-
-def reload_applied(reason: str, old: str, new: str, ms: float) -> str:
-    return f"config reloaded ({reason}): version {old} -> {new} in {ms:.0f} ms"
-
-
-def reload_unchanged(reason: str, version: str) -> str:
-    return f"config reload ({reason}): files unchanged, version {version} stays"
-
-
-def reload_rejected(reason: str, count: int, version: str) -> str:
-    return f"config reload ({reason}) REJECTED: {count} problem(s); still running version {version}"
-
-
-def reload_problem(problem: ConfigProblem) -> str:
-    return f"config reload rejected: {problem}"
-
-
-def reload_failed(reason: str, error: str, version: str) -> str:
-    return f"config reload ({reason}) failed while building ({error}); still running version {version}"
-
-
-def allow_list_updated(count: int) -> str:
-    return f"allow-list from feedback: {count} fingerprint(s) in force"
 
 
 # --- the slot ----------------------------------------------------------------------------------------------------
@@ -173,30 +150,30 @@ class ConfigWatcher:
             try:
                 candidate = await loop.run_in_executor(None, self._prepare, running)
             except Exception as exc:  # noqa: BLE001 - e.g. the model vanished: keep serving with what runs
-                log.error(reload_failed(reason, type(exc).__name__, running.config_version))
+                log.error(messages.reload_failed(reason, type(exc).__name__, running.config_version))
                 self.slot.rejected += 1
                 return ReloadResult(False, False, running.config_version, (type(exc).__name__,))
             if candidate.problems:
                 problems = tuple(str(p) for p in candidate.problems)
-                log.error(reload_rejected(reason, len(problems), running.config_version))
+                log.error(messages.reload_rejected(reason, len(problems), running.config_version))
                 for problem in candidate.problems:
-                    log.error(reload_problem(problem))
+                    log.error(messages.reload_problem(problem))
                 self.slot.rejected += 1
                 self.slot.last_problems = problems
                 return ReloadResult(False, False, running.config_version, problems)
             new = candidate.scanner
             self._rules_digest = candidate.rules_digest
             if new.config_version == running.config_version:
-                log.info(reload_unchanged(reason, running.config_version))
+                log.info(messages.reload_unchanged(reason, running.config_version))
                 self.slot.last_problems = ()
                 return ReloadResult(True, False, running.config_version)
             self.slot.swap(new)
-            log.info(reload_applied(reason, running.config_version, new.config_version,
+            log.info(messages.reload_applied(reason, running.config_version, new.config_version,
                                     (time.perf_counter() - started) * 1000))
         try:
             await self.refresh_allow_list()
         except Exception as exc:  # noqa: BLE001 - the new config is in force; the poller retries the allow-list
-            log.warning(f"allow-list refresh after reload failed ({type(exc).__name__})")
+            log.warning(messages.allow_list_refresh_failed(type(exc).__name__, "after reload"))
         return ReloadResult(True, True, self.slot.config_version)
 
     def _prepare(self, running: Scanner) -> _Candidate:
@@ -244,7 +221,7 @@ class ConfigWatcher:
             return
         fingerprints = await self.allow_fingerprints()
         if self.slot.set_allow_fingerprints(frozenset(fingerprints)):
-            log.info(allow_list_updated(len(fingerprints)))
+            log.info(messages.allow_list_updated(len(fingerprints)))
 
     # --- triggers ----------------------------------------------------------------------------------------------
 
@@ -262,7 +239,7 @@ class ConfigWatcher:
                 loop.add_signal_handler(signal.SIGHUP, self.on_sighup)
                 self._signal_installed = True
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
-                log.warning("SIGHUP reload not available in this process")
+                log.warning(messages.sighup_unavailable())
         if watch:
             self._tasks.append(asyncio.create_task(self._watch(), name="config-watcher"))
         if self.allow_fingerprints is not None:
@@ -307,4 +284,4 @@ class ConfigWatcher:
             try:
                 await self.refresh_allow_list()
             except Exception as exc:  # noqa: BLE001 - a locked or closing database must not end the refresher
-                log.warning(f"allow-list refresh failed ({type(exc).__name__}); keeping the previous list")
+                log.warning(messages.allow_list_refresh_failed(type(exc).__name__, "keeping the previous list"))
