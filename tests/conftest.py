@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from proxy.config import Settings
 from proxy.scanner import Scanner, build_scanner
 
 TEST_KEY = "ab" * 32
+
+# CI replays the same examples every run (a red build must be reproducible); locally hypothesis explores freely.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
