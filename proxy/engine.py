@@ -151,6 +151,18 @@ def could_hold_name(text: str) -> bool:
     return any(m.group().lower() not in _COMMON for m in _CAPITALISED.finditer(text))
 
 
+_NAME_TOKEN = re.compile(r"[^\W\d_](?:[^\W\d_]|['’.\-])*")
+
+
+def looks_like_a_name(value: str) -> bool:
+    """NER output that can be a person or a place: capitalised words of letters (no digits, ids or paths), and
+    not an ALL-CAPS code like OPS-9683 or NASA."""
+    words = value.split()
+    if not words or any(not _NAME_TOKEN.fullmatch(w.strip(",")) for w in words):
+        return False
+    return any(w[0].isupper() for w in words) and not all(w.isupper() and len(w) > 1 for w in words)
+
+
 class Engine:
     """Built once at start-up; `scan` and `scan_batch` are the only per-message entry points."""
 
@@ -253,6 +265,8 @@ class Engine:
                                                   segment.path, value))
                 continue
             entity = result.entity_type
+            if entity in NER_ENTITIES and not looks_like_a_name(value):
+                continue
             kept.append(Finding(
                 entity_type=entity, start=start, end=end, score=float(result.score),
                 rule=meta.get("rule") or NER_RULE.get(entity, entity.lower()),

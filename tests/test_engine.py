@@ -66,3 +66,13 @@ def test_ner_finds_names_in_prose_but_not_in_code(engine):
     result = engine.scan(extract_segments("Sarah Connor asked about it\n```\nJohn Smith = get_user()\n```"))
     people = [f for f in result.findings if f.entity_type == "PERSON"]
     assert [p.value for p in people] == ["Sarah Connor"]
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("Sarah Connor", True), ("O'Brien", True), ("Jean-Luc Picard", True), ("St. Louis", True), ("José Álvarez", True),
+    ("OPS-9683", False), ("PAY-8490", False), ("R2D2", False), ("NASA", False), ("api-gateway", False),
+])
+def test_ner_output_must_look_like_a_name_or_place(value, expected):
+    from proxy.engine import looks_like_a_name
+
+    assert looks_like_a_name(value) is expected
