@@ -189,13 +189,6 @@ def plausible_date(value: str) -> bool | None:
     return False
 
 
-@validator
-def us_phone_area(value: str) -> bool:
-    digits = _digits(value)
-    digits = digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
-    return len(digits) == 10 and digits[0] not in "01" and digits[3] not in "01"
-
-
 # Lengths from the SWIFT IBAN registry (the checksum alone accepts 1 in 97 random strings).
 IBAN_LENGTHS = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
