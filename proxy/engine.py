@@ -91,6 +91,7 @@ class RuleSetRecognizer(EntityRecognizer):
 # versions, timestamps glued to letters). phonenumbers then validates each candidate alone, so its cost no longer
 # grows with the length of a pasted log.
 _PHONE_CANDIDATE = re.compile(r"(?<![\w.\-/:=#])(?:\+|00)?\(?\d[\d \t().\-/]{5,22}\d(?![\w.\-/:])")
+INTERNATIONAL_PHONE_SCORE = 0.6
 _PHONE_CONTEXT = re.compile(r"(?i)\b(phone|tel|telephone|cell|mobile|call|text me|whatsapp|fax|number|reach|contact|dial)")
 # Shapes phonenumbers would reject after real work: dotted quads (IPs, versions) and calendar dates.
 _NOT_A_PHONE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}|\d{1,2}\.\d{1,2}\.\d{4}")
@@ -112,7 +113,9 @@ class GatedPhoneRecognizer(PhoneRecognizer):
                     break
             for match in found:
                 start, end = candidate.start() + match.start, candidate.start() + match.end
-                score, words = context_score(text, start, end, self.SCORE, _PHONE_CONTEXT)
+                # NOTE: a "+CC ..." number that phonenumbers validates is written as a phone on purpose.
+                base = INTERNATIONAL_PHONE_SCORE if text[start] == "+" else self.SCORE
+                score, words = context_score(text, start, end, base, _PHONE_CONTEXT)
                 results.append(RecognizerResult(
                     self.supported_entities[0], start, end, score,
                     analysis_explanation=AnalysisExplanation(self.name, self.SCORE, pattern_name="phonenumbers match"),

@@ -76,3 +76,14 @@ def test_ner_output_must_look_like_a_name_or_place(value, expected):
     from proxy.engine import looks_like_a_name
 
     assert looks_like_a_name(value) is expected
+
+
+@pytest.mark.parametrize("text, acted_on", [
+    ("ping +44 20 7946 0958 tomorrow", True),    # international notation is a phone on purpose
+    ("call me at (415) 555-0132", True),          # context word
+    ("ring 07700 900123", False),                 # national format, no context: reported, below threshold
+    ("delta +12345678 in the ledger", False),     # not a valid number
+])
+def test_phone_scores(engine, text, acted_on):
+    phones = [f for f in engine.scan(extract_segments(text)).findings if f.entity_type == "PHONE_NUMBER"]
+    assert any(f.score >= 0.5 for f in phones) is acted_on
