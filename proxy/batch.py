@@ -32,10 +32,30 @@ def parse_line(number: int, line: str) -> tuple[Any, Any, str | None]:
     return record_id, None, f"line {number}: needs a string \"text\" or an object \"payload\""
 
 
+def result_record(record_id: Any, outcome, explain: bool = False) -> dict:
+    """One result in the stable batch contract (plus `path` for payload findings, `explain` on request)."""
+    findings = []
+    for item in outcome.decision.actions:
+        f = item.finding
+        entry = {"entity_type": f.entity_type, "start": f.start, "end": f.end, "score": round(f.score, 4),
+                 "action": item.action, "rule": f.rule}
+        if f.path:
+            entry["path"] = "/" + "/".join(str(p) for p in f.path)
+        if explain:
+            entry["explain"] = {"pattern": f.pattern, "category": f.category, "context_words": list(f.context_words),
+                                "reason": item.reason}
+        findings.append(entry)
+    record = {"id": record_id, "findings": findings, "verdict": outcome.verdict, "redacted": outcome.redacted}
+    if explain:
+        record["suppressed"] = [{"entity_type": s.entity_type, "rule": s.rule, "reason": s.reason}
+                                for s in outcome.suppressed]
+        record["reasons"] = list(outcome.decision.reasons)
+    return record
+
+
 def _scan_chunk(chunk: list[tuple[int, str]], explain: bool = False,
                 channel: dict | None = None) -> list[tuple[str, str | None]]:
     """Output lines for one chunk, each with its error message (or None)."""
-    from proxy.cli import result_record
     from proxy.errors import DetectionError
 
     scanner = _WORKER_SCANNER

@@ -14,7 +14,7 @@ from typing import Any
 
 from proxy.config import settings_help
 
-EXIT_OK, EXIT_FINDINGS_BLOCKED, EXIT_CONFIG, EXIT_USAGE = 0, 0, 2, 64
+EXIT_OK, EXIT_CONFIG, EXIT_USAGE = 0, 2, 64
 
 
 def _settings_epilog() -> str:
@@ -139,31 +139,12 @@ def cmd_scan(args) -> int:
     scanner = _scanner(args, **overrides)
     outcome = scanner.scan(payload, **_channel(args))
     if args.json:
+        from proxy.batch import result_record
+
         print(json.dumps(result_record(None, outcome, explain=args.explain), ensure_ascii=False, indent=2))
     else:
         _print_human(outcome, args.explain)
     return EXIT_OK
-
-
-def result_record(record_id: Any, outcome, explain: bool = False) -> dict:
-    """One result in the stable batch contract (plus `path` for payload findings, `explain` on request)."""
-    findings = []
-    for item in outcome.decision.actions:
-        f = item.finding
-        entry = {"entity_type": f.entity_type, "start": f.start, "end": f.end, "score": round(f.score, 4),
-                 "action": item.action, "rule": f.rule}
-        if f.path:
-            entry["path"] = "/" + "/".join(str(p) for p in f.path)
-        if explain:
-            entry["explain"] = {"pattern": f.pattern, "category": f.category, "context_words": list(f.context_words),
-                                "reason": item.reason}
-        findings.append(entry)
-    record = {"id": record_id, "findings": findings, "verdict": outcome.verdict, "redacted": outcome.redacted}
-    if explain:
-        record["suppressed"] = [{"entity_type": s.entity_type, "rule": s.rule, "reason": s.reason}
-                                for s in outcome.suppressed]
-        record["reasons"] = list(outcome.decision.reasons)
-    return record
 
 
 def _print_human(outcome, explain: bool) -> None:

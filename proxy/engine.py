@@ -176,7 +176,9 @@ class Engine:
         self.nlp_engine = nlp_engine
         self.model_config = model_config
         self.max_ner_chars = max_ner_chars
-        self._empty_doc = nlp_engine.nlp[LANGUAGE].make_doc("") if nlp_engine else None
+        # What NER-skipped segments get instead of spaCy output: built once, read-only for every recognizer.
+        empty_doc = nlp_engine.nlp[LANGUAGE].make_doc("") if nlp_engine else None
+        self._no_ner = NlpArtifacts([], empty_doc, [], [], nlp_engine, LANGUAGE, [])
 
     @property
     def version(self) -> str:
@@ -252,9 +254,7 @@ class Engine:
 
     def _scan_segment(self, segment: Segment, artifact: NlpArtifacts | None, into: ScanResult) -> None:
         scan = segment.scan
-        if artifact is None:
-            artifact = NlpArtifacts([], self._empty_doc, [], [], self.nlp_engine, LANGUAGE, [])
-        raw = self.analyzer.analyze(scan.text, LANGUAGE, nlp_artifacts=artifact, score_threshold=0.0)
+        raw = self.analyzer.analyze(scan.text, LANGUAGE, nlp_artifacts=artifact or self._no_ner, score_threshold=0.0)
         kept: list[Finding] = []
         for result in raw:
             meta = result.recognition_metadata or {}

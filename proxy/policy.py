@@ -56,12 +56,6 @@ class Policy:
     def redaction_for(self, entity: str) -> Redaction:
         return self.redaction.get(entity, self.redaction_default)
 
-    def entities_named(self) -> set[str]:
-        names = set(self.base.entities) | set(self.redaction)
-        for scope in self.channels.values():
-            names |= set(scope.entities)
-        return names
-
 
 @dataclass(frozen=True)
 class Context:
@@ -90,9 +84,6 @@ class Decision:
     def to_redact(self) -> list[Finding]:
         """Findings whose value must not leave: redacted in what is sent (or in the preview of a block)."""
         return [a.finding for a in self.actions if a.action in ("redact", "block")]
-
-    def action_of(self, finding: Finding) -> str:
-        return next(a.action for a in self.actions if a.finding is finding)
 
     @property
     def entity_types(self) -> list[str]:

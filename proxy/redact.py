@@ -14,7 +14,7 @@ from presidio_anonymizer.operators import Hash, Mask, Replace
 
 from proxy.findings import Finding
 from proxy.policy import Decision, Policy, Redaction
-from proxy.slack_text import Path, Segment, escape_mrkdwn
+from proxy.slack_text import Path, Segment
 
 
 @dataclass(frozen=True)
@@ -59,38 +59,36 @@ class Redactor:
 def redact_segment(segment: Segment, replacements: list[Replacement]) -> str:
     """Splice replacements into one segment's original text, handling mrkdwn links."""
     text = segment.text
-    mrkdwn = segment.kind == "mrkdwn"
     pending = sorted(replacements, key=lambda r: r.start)
-    if mrkdwn:
-        for link in segment.scan.links:
-            t_start, t_end = link.target
-            hits_target = any(r.start < t_end and t_start < r.end for r in pending)
-            if not hits_target:
-                continue
-            inner_span = link.label or link.target
-            inner = [Replacement(max(r.start, inner_span[0]) - inner_span[0], min(r.end, inner_span[1]) - inner_span[0],
-                                 r.text)
-                     for r in pending if r.start < inner_span[1] and inner_span[0] < r.end]
-            plain = _splice(text[inner_span[0]:inner_span[1]], [r for r in inner if r.end > r.start])
-            if link.label is not None and not inner:
-                # The label showed nothing sensitive: keep it, and say what the link pointed at.
-                plain += " (" + " ".join(r.text for r in pending if r.start < t_end and t_start < r.end) + ")"
-            if link.label is None:
-                plain = _splice(text[t_start:t_end], [Replacement(max(r.start, t_start) - t_start,
-                                                                  min(r.end, t_end) - t_start, r.text)
-                                                      for r in pending if r.start < t_end and t_start < r.end])
-            # The link token (and any replacement that crosses its edge) becomes one plain replacement.
-            crossing = [r for r in pending if r.start < link.end and link.start < r.end]
-            start = min([link.start] + [r.start for r in crossing])
-            end = max([link.end] + [r.end for r in crossing])
-            prefix = "".join(r.text for r in crossing if r.start < link.start)
-            suffix = "".join(r.text for r in crossing if r.end > link.end)
-            pending = [r for r in pending if r not in crossing] + [Replacement(start, end, prefix + plain + suffix)]
-            pending.sort(key=lambda r: r.start)
-    return _splice(text, pending, escape=False)
+    for link in segment.scan.links if segment.kind == "mrkdwn" else ():
+        in_target = _clip(pending, link.target)
+        if not in_target:
+            continue
+        shown = link.label or link.target
+        in_shown = _clip(pending, shown)
+        plain = _splice(text[shown[0]:shown[1]], in_shown)
+        if link.label is not None and not in_shown:
+            # The label showed nothing sensitive: keep it, and say what the link pointed at.
+            plain += " (" + " ".join(r.text for r in in_target) + ")"
+        # The link token (and any replacement that crosses its edge) becomes one plain replacement.
+        crossing = [r for r in pending if r.start < link.end and link.start < r.end]
+        start = min([link.start] + [r.start for r in crossing])
+        end = max([link.end] + [r.end for r in crossing])
+        prefix = "".join(r.text for r in crossing if r.start < link.start)
+        suffix = "".join(r.text for r in crossing if r.end > link.end)
+        pending = sorted([r for r in pending if r not in crossing] + [Replacement(start, end, prefix + plain + suffix)],
+                         key=lambda r: r.start)
+    return _splice(text, pending)
 
 
-def _splice(text: str, replacements: list[Replacement], escape: bool = False) -> str:
+def _clip(replacements: list[Replacement], span: tuple[int, int]) -> list[Replacement]:
+    """The replacements that touch `span`, cut to it and shifted to offsets within it."""
+    lo, hi = span
+    return [Replacement(max(r.start, lo) - lo, min(r.end, hi) - lo, r.text)
+            for r in replacements if r.start < hi and lo < r.end]
+
+
+def _splice(text: str, replacements: list[Replacement]) -> str:
     """Replace spans left to right; an overlapping span extends the one before it (never leaves a tail behind)."""
     out, position = [], 0
     for r in sorted(replacements, key=lambda r: r.start):
@@ -98,7 +96,7 @@ def _splice(text: str, replacements: list[Replacement], escape: bool = False) ->
             position = max(position, r.end)
             continue
         out.append(text[position:r.start])
-        out.append(escape_mrkdwn(r.text) if escape else r.text)
+        out.append(r.text)
         position = r.end
     out.append(text[position:])
     return "".join(out)

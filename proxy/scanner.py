@@ -25,7 +25,6 @@ class Outcome:
     segments: tuple[Segment, ...]
     redacted: Any  # the payload (or text) with every redact/block finding replaced
     suppressed: tuple[Suppressed, ...] = ()
-    scan_ms: float = 0.0
     config_version: str = ""
 
     @property
@@ -68,19 +67,15 @@ class Scanner:
     def scan_many(self, payloads: Sequence[Any], *, channel_ids: Sequence[str | None] | None = None,
                   channel_name: str | None = None) -> list[Outcome]:
         """Scan a batch (NER batched through nlp.pipe); `payloads` are strings or Web API payload dicts."""
-        import time
-
-        started = time.perf_counter()
         segment_lists = [extract_segments(p) for p in payloads]
         results = self.engine.scan_batch(segment_lists)
-        elapsed = (time.perf_counter() - started) * 1000 / max(1, len(payloads))
         outcomes = []
         channel_ids = channel_ids or [None] * len(payloads)
         for payload, segments, result, channel in zip(payloads, segment_lists, results, channel_ids):
             decision = decide(result.findings, self.policy, self.context(channel, channel_name))
             edits = self.redactor.redact(segments, decision)
             outcomes.append(Outcome(decision, tuple(segments), reassemble(payload, edits), tuple(result.suppressed),
-                                    elapsed, self.config_version))
+                                    self.config_version))
         return outcomes
 
 

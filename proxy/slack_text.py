@@ -28,16 +28,8 @@ TEXT_KEYS = frozenset({
 })
 # Top-level fields that form bodies carry as JSON strings (Slack accepts both forms).
 JSON_STRING_FIELDS = ("blocks", "attachments", "unfurls", "files", "metadata")
-# Within these containers a `value` is user-visible; elsewhere (buttons, options) it is hidden but still stored,
-# so it is scanned too.
 PLAIN_TEXT_TYPES = frozenset({"plain_text"})
-STRUCTURE_KEYS = frozenset({
-    "type", "style", "action_id", "block_id", "callback_id", "user_id", "user", "channel", "channel_id",
-    "team_id", "ts", "thread_ts", "color", "name", "image_url", "thumb_url", "icon_url", "icon_emoji",
-    "unicode", "skin_tone", "range", "timestamp", "format", "id", "bot_id", "app_id", "event_type",
-    "external_id", "footer_icon", "author_icon", "mrkdwn_in", "verbatim", "emoji", "indent", "offset",
-    "border", "usergroup_id", "url_private", "permalink", "mimetype", "filetype",
-})
+RICH_TEXT_LEAVES = frozenset({"text", "link"})  # rich_text elements whose strings carry no markup
 
 
 @dataclass(frozen=True)
@@ -222,11 +214,6 @@ def _emit_decoded(text: str, start: int, end: int, emit) -> None:
     emit(text[position:end], position, end, True)
 
 
-def escape_mrkdwn(value: str) -> str:
-    """Escape the three characters Slack requires escaped in mrkdwn text."""
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 # --- payload walking ----------------------------------------------------------------------------------------
 
 
@@ -276,23 +263,17 @@ def _walk(node: Any, path: Path, inherited: str) -> Iterator[Segment]:
         return
     node_type = node.get("type")
     kind = "plain" if node_type in PLAIN_TEXT_TYPES else inherited
-    if node_type in ("text", "link") and "elements" not in node and path and _in_rich_text(path):
-        kind = "plain"  # rich_text leaves carry no markup
+    if node_type in RICH_TEXT_LEAVES and "elements" not in node and "elements" in path:
+        kind = "plain"
     if node.get("mrkdwn") is False:
         kind = "plain"
     for key, value in node.items():
-        if key in STRUCTURE_KEYS and not isinstance(value, (dict, list)):
-            continue
         child = path + (key,)
         if isinstance(value, str):
             if key in TEXT_KEYS and value:
                 yield _segment(child, value, "url" if key.endswith(("url", "link")) else kind)
         elif isinstance(value, (dict, list)):
             yield from _walk(value, child, kind)
-
-
-def _in_rich_text(path: Path) -> bool:
-    return "elements" in path
 
 
 def reassemble(payload: Any, edits: Mapping[Path, str]) -> Any:

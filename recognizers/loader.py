@@ -122,7 +122,6 @@ class RuleSet:
         self._always: list[Rule] = []
         self._database = None
         self._slot_rule: list[Rule] = []  # hyperscan expression id -> its rule
-        self._always_ids: set[int] = set()
         self._build_prefilter()
 
     def _build_prefilter(self) -> None:
@@ -157,7 +156,6 @@ class RuleSet:
             entries = [e for e in entries if id(e[2]) not in rejected]
             self._database = _compile_database(entries) if entries else None
         self._slot_rule = [rule for _, _, rule in entries]
-        self._always_ids = {id(r) for r in self._always}
 
     def candidate_rules(self, text: str) -> list[Rule]:
         """Rules that can match `text`: a keyword of a gated rule is present, or an ungated rule's pattern may match."""
