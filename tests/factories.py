@@ -25,3 +25,13 @@ def message(text: str = "hello", **extra) -> dict:
 
 def section(text: str, kind: str = "mrkdwn") -> dict:
     return {"type": "section", "text": {"type": kind, "text": text}}
+
+
+class Clock:
+    """An injectable clock: tests move `now` instead of sleeping."""
+
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -6,17 +6,10 @@ import pytest
 
 from proxy import blocks
 from tests.bolt_support import buttons, block_action, command_body, start_harness, stop_harness
-from tests.factories import CARD, SSN
+from tests.factories import CARD, SSN, Clock
 
 ORIGINAL = f"refund card {CARD} for jane, SSN {SSN}"
 
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def _hold(h) -> str:

@@ -6,23 +6,16 @@ import pytest
 
 from proxy.audit import MessageScanned
 from proxy.store import Store
-from tests.factories import CARD, SSN
+from tests.factories import CARD, SSN, Clock
 
 KEY = bytes.fromhex("ab" * 32)
 SECRET_TEXT = f"my card is {CARD} and my ssn {SSN}"
 
 
-class FakeClock:
-    def __init__(self, now: float = 1_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
 
 @pytest.fixture
 async def store(tmp_path):
-    clock = FakeClock()
+    clock = Clock()
     opened = await Store.open(tmp_path / "s.sqlite3", KEY, clock=clock, hold_ttl_seconds=900)
     opened.clock = clock
     yield opened
