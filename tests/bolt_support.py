@@ -13,10 +13,10 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from slack_sdk.signature import SignatureVerifier
 
-from proxy import blocks
-from proxy.app import STORE, build_app
-from proxy.bolt_app import BOLT, BoltService
-from proxy.config import Settings
+from slack_pii.slackapp import blocks
+from slack_pii.app import STORE, build_app
+from slack_pii.slackapp.service import BOLT, BoltService
+from slack_pii.config import Settings
 from tests.conftest import TEST_KEY
 from tests.slack_double import SlackDouble
 

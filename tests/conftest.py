@@ -7,8 +7,8 @@ import os
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from proxy.config import Settings
-from proxy.scanner import Scanner, build_scanner
+from slack_pii.config import Settings
+from slack_pii.detect.scanner import Scanner, build_scanner
 
 TEST_KEY = "ab" * 32
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxy.findings import Finding
+from slack_pii.detect.findings import Finding
 
 # Realistic values that every detector must catch (fake, but valid by checksum where a checksum exists).
 CARD = "4111 1111 1111 1111"

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 import pytest
 from aiohttp import web
 
-from proxy.config import Settings
+from slack_pii.config import Settings
 from tests.conftest import TEST_KEY
 
 
@@ -159,7 +159,7 @@ async def start_proxy(settings, scanner):
     """The proxy under test on a free loopback port (aiohttp TestServer); `close()` it when done."""
     from aiohttp.test_utils import TestServer
 
-    from proxy.app import build_app
+    from slack_pii.app import build_app
 
     server = TestServer(build_app(settings, scanner=scanner), host="127.0.0.1", port=0)
     await server.start_server()

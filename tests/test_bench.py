@@ -14,7 +14,7 @@ FIGURES = {"startup_s", "p50_ms", "p95_ms", "p99_ms", "single_msgs_per_s", "batc
 
 
 def test_bench_json_has_every_figure_for_both_engines():
-    result = subprocess.run([sys.executable, "-m", "proxy", "bench", "--count", "30", "--json"], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "slack_pii", "bench", "--count", "30", "--json"], cwd=REPO,
                             env={**os.environ}, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -30,7 +30,7 @@ def test_bench_json_has_every_figure_for_both_engines():
 
 
 def test_bench_table_without_stock():
-    result = subprocess.run([sys.executable, "-m", "proxy", "bench", "--count", "30", "--no-stock"], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "slack_pii", "bench", "--count", "30", "--no-stock"], cwd=REPO,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     for row in ("start-up (s)", "single p50 (ms)", "single p99 (ms)", "batch msgs/s (2 workers)", "peak RSS (MB)"):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from proxy import blocks
+from slack_pii.slackapp import blocks
 from tests.bolt_support import (BOT_USER, CHANNEL, OTHER, USER, assert_renders, block_action, buttons,
                                 command_body, event_body, function_executed, interactive_body, message_event,
                                 shortcut, signed_headers, start_harness, stop_harness, view_submission)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from proxy import blocks
-from proxy.blocks import Summary
+from slack_pii.slackapp import blocks
+from slack_pii.slackapp.blocks import Summary
 
 ONE = Summary("redact", ("US_SSN",), ("us-ssn",), ("government_id",))
 MANY = Summary("block", tuple(f"ENTITY_TYPE_NUMBER_{i:03d}" for i in range(80)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy import blocks
+from slack_pii.slackapp import blocks
 from tests.bolt_support import buttons, block_action, command_body, start_harness, stop_harness
 from tests.factories import CARD, SSN, Clock
 

@@ -9,7 +9,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from proxy.app import SINK
+from slack_pii.app import SINK
 from tests.bolt_support import CHANNEL, USER, function_executed, start_harness, stop_harness
 from tests.factories import CARD
 

@@ -11,9 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from proxy import blocks
-from proxy.logs import AccessLogger
-from proxy.oauth import OAUTH, STATE_COOKIE, STATE_TTL_SECONDS
+from slack_pii.slackapp import blocks
+from slack_pii.logs import AccessLogger
+from slack_pii.slackapp.oauth import OAUTH, STATE_COOKIE, STATE_TTL_SECONDS
 from tests.bolt_support import (CHANNEL, USER, assert_renders, block_action, buttons, message_event, start_harness,
                                 stop_harness)
 from tests.factories import CARD

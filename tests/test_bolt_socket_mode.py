@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from proxy import blocks
+from slack_pii.slackapp import blocks
 from tests.bolt_support import USER, buttons, event_body, message_event, start_harness, stop_harness
 from tests.factories import SSN
 from tests.fake_socket_mode import FakeSocketMode

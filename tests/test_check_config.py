@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from proxy.cli import main
-from recognizers.loader import DEFAULT_RULES_DIR
-from proxy.policy import DEFAULT_POLICY_FILE
+from slack_pii.cli import main
+from slack_pii.detect.rules import DEFAULT_RULES_DIR
+from slack_pii.detect.policy import DEFAULT_POLICY_FILE
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ def check(capsys, rules_dir: Path, policy_file: Path) -> tuple[int, str]:
 
 
 def test_shipped_config_passes():
-    result = subprocess.run([sys.executable, "-m", "proxy", "check-config"], cwd=REPO, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "slack_pii", "check-config"], cwd=REPO, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout

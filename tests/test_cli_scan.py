@@ -17,7 +17,7 @@ FINDING_KEYS = {"entity_type", "start", "end", "score", "action", "rule"}
 
 def run_cli(*args: str, stdin: str = "", tmp_path=None) -> subprocess.CompletedProcess:
     env = dict(os.environ, SLACK_PII_DATA_DIR=str(tmp_path or "data"), SLACK_PII_SECRET_KEY="cd" * 32)
-    return subprocess.run([sys.executable, "-m", "proxy", *args], input=stdin, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "slack_pii", *args], input=stdin, capture_output=True, text=True,
                           env=env, timeout=300)
 
 
@@ -82,7 +82,7 @@ def test_jsonl_order_is_kept_across_workers(tmp_path, workers):
 
 def test_missing_model_names_the_fix(tmp_path):
     env_model = {"SLACK_PII_SPACY_MODEL": "en_core_web_nonexistent"}
-    result = subprocess.run([sys.executable, "-m", "proxy", "scan", "hello"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "slack_pii", "scan", "hello"], capture_output=True, text=True,
                             env=dict(os.environ, SLACK_PII_DATA_DIR=str(tmp_path), **env_model), timeout=120)
     assert result.returncode == 2
     assert "pip install" in result.stderr and "SLACK_PII_SPACY_MODEL" in result.stderr

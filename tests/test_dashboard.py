@@ -1,6 +1,6 @@
 """The security dashboard, rendered by a real headless Chromium, and the audit trail behind it.
 
-Chromium is Debian's `chromium` package, driven over the DevTools protocol (proxy.commands.dashboard.Chromium).
+Chromium is Debian's `chromium` package, driven over the DevTools protocol (slack_pii.commands.dashboard.Chromium).
 On a fresh CI machine the `chromium` fixture installs it with apt-get (CI runs as root); the browser tests skip,
 naming the reason, only when that is impossible.
 """
@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.app import STORE, build_app
-from proxy.commands.dashboard import Chromium, ensure_chromium, screenshot, seed
-from proxy.config import Settings
-from proxy.reload import SCANNER_SLOT
+from slack_pii.app import STORE, build_app
+from slack_pii.commands.dashboard import Chromium, ensure_chromium, screenshot, seed
+from slack_pii.config import Settings
+from slack_pii.reload import SCANNER_SLOT
 from tests.conftest import TEST_KEY
 from tests.factories import CARD, EMAIL
 from tests.slack_double import start_proxy

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import yaml
 
-from proxy.config import Settings
+from slack_pii.config import Settings
 from tests.conftest import TEST_KEY
 from tests.slack_double import start_proxy
 
@@ -98,7 +98,7 @@ def test_build_context_leaves_local_state_out():
     rules = [line for line in lines if line and not line.startswith("#")]
     assert rules[0] == "*"
     allowed = {line[1:].rstrip("/") for line in rules if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "proxy", "recognizers", "models"}
+    assert allowed == {"pyproject.toml", "README.md", "slack_pii", "recognizers", "models"}
 
 
 # --- Kubernetes ----------------------------------------------------------------------------------------------
@@ -245,7 +245,7 @@ async def test_every_probe_path_answers_200_on_the_running_app(tmp_path, scanner
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
 def test_app_routes_include_the_operational_endpoints(path, tmp_path):
-    from proxy.app import build_app
+    from slack_pii.app import build_app
 
     app = build_app(Settings(data_dir=tmp_path, secret_key=TEST_KEY))
     served = {(route.method, route.resource.canonical) for route in app.router.routes()}

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from proxy.engine import Engine, could_hold_name
-from proxy.errors import DetectionError
-from proxy.slack_text import extract_segments
-from recognizers.loader import DEFAULT_RULES_DIR
+from slack_pii.detect.engine import Engine, could_hold_name
+from slack_pii.errors import DetectionError
+from slack_pii.detect.slack_text import extract_segments
+from slack_pii.detect.rules import DEFAULT_RULES_DIR
 
 PATHOLOGICAL = """
 rules:
@@ -73,7 +73,7 @@ def test_ner_finds_names_in_prose_but_not_in_code(engine):
     ("OPS-9683", False), ("PAY-8490", False), ("R2D2", False), ("NASA", False), ("api-gateway", False),
 ])
 def test_ner_output_must_look_like_a_name_or_place(value, expected):
-    from proxy.engine import looks_like_a_name
+    from slack_pii.detect.engine import looks_like_a_name
 
     assert looks_like_a_name(value) is expected
 

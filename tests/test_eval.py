@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from tests.conftest import TEST_KEY
-from proxy.corpus import generate
-from proxy.evaluate import masked_snippet
-from recognizers.loader import DEFAULT_RULES_DIR
+from slack_pii.tools.corpus import generate
+from slack_pii.tools.evaluate import masked_snippet
+from slack_pii.detect.rules import DEFAULT_RULES_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "tests" / "data" / "labelled_sample.jsonl"
@@ -23,7 +23,7 @@ SAMPLE = REPO / "tests" / "data" / "labelled_sample.jsonl"
 
 def run_eval(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "SLACK_PII_SECRET_KEY": TEST_KEY, "SLACK_PII_DATA_DIR": str(tmp_path / "data")}
-    return subprocess.run([sys.executable, "-m", "proxy", "eval", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "slack_pii", "eval", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=600)
 
 
@@ -40,7 +40,7 @@ def sample_report(tmp_path_factory) -> tuple[dict, str]:
 
 
 def test_shipped_sample_is_the_seeded_corpus():
-    """The sample is reproducible: `python -m proxy.corpus --seed 7 --count 600` writes exactly this file."""
+    """The sample is reproducible: `python -m slack_pii.tools.corpus --seed 7 --count 600` writes exactly this file."""
     expected = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in generate(600, seed=7))
     assert SAMPLE.read_text(encoding="utf-8") == expected
     assert SAMPLE.stat().st_size < 1_000_000
@@ -104,7 +104,7 @@ def render_tables(report: dict) -> str:
 
     from rich.console import Console
 
-    from proxy.commands import eval as eval_command
+    from slack_pii.commands import eval as eval_command
 
     buffer = io.StringIO()
     reports = [report] + ([report["candidate"]] if "candidate" in report else [])

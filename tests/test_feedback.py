@@ -14,10 +14,10 @@ import time
 import aiohttp
 import pytest
 
-from proxy.app import STORE
-from proxy.cli import main
-from proxy.config import Settings
-from proxy.policy import fingerprint
+from slack_pii.app import STORE
+from slack_pii.cli import main
+from slack_pii.config import Settings
+from slack_pii.detect.policy import fingerprint
 from tests.conftest import TEST_KEY
 from tests.factories import EMAIL
 from tests.slack_double import double, start_proxy  # noqa: F401 - fixture

@@ -40,7 +40,7 @@ def test_guard_really_blocks_the_network(tmp_path):
 
 def test_scan_with_email_and_urls_makes_no_network_call(tmp_path):
     text = "mail jane.doe@acme-corp.com, see https://status.example.co.uk/x and <https://a.io|a.io> from 10.1.2.3"
-    result, attempts = _run_guarded(tmp_path, [sys.executable, "-m", "proxy", "scan", "--json", text])
+    result, attempts = _run_guarded(tmp_path, [sys.executable, "-m", "slack_pii", "scan", "--json", text])
     assert result.returncode == 0, result.stderr[-2000:]
     assert attempts == "", f"network was attempted: {attempts}"
     assert "Traceback" not in result.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from proxy.policy import Context, Policy, Scope, decide, fingerprint, load_policy
+from slack_pii.detect.policy import Context, Policy, Scope, decide, fingerprint, load_policy
 from tests.factories import finding
 
 SHIPPED = load_policy()

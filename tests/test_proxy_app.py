@@ -6,9 +6,9 @@ import aiohttp
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from proxy.app import STORE
-from proxy.cli import build_parser
-from proxy.config import Settings, settings_help
+from slack_pii.app import STORE
+from slack_pii.cli import build_parser
+from slack_pii.config import Settings, settings_help
 from tests.conftest import TEST_KEY
 from tests.factories import CARD, EMAIL
 from tests.slack_double import double, proxy, proxy_settings, start_proxy  # noqa: F401 - fixtures
@@ -108,7 +108,7 @@ async def test_graceful_shutdown_lets_in_flight_requests_finish(proxy_settings, 
 
     from aiohttp import web
 
-    from proxy.app import build_app
+    from slack_pii.app import build_app
 
     runner = web.AppRunner(build_app(proxy_settings, scanner=scanner), shutdown_timeout=10)
     await runner.setup()

@@ -10,10 +10,10 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from proxy.app import STORE
-from proxy.cli import main
-from proxy.commands.audit import parse_since
-from proxy.policy import fingerprint
+from slack_pii.app import STORE
+from slack_pii.cli import main
+from slack_pii.commands.audit import parse_since
+from slack_pii.detect.policy import fingerprint
 from tests.conftest import TEST_KEY
 from tests.factories import AWS_KEY, CARD, EMAIL
 from tests.slack_double import double, proxy, proxy_settings  # noqa: F401 - fixtures

@@ -13,8 +13,8 @@ from aiohttp import web
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from proxy.app import STORE, build_app
-from proxy.logs import AccessLogger, JsonFormatter
+from slack_pii.app import STORE, build_app
+from slack_pii.logs import AccessLogger, JsonFormatter
 from tests.factories import AWS_KEY, CARD, EMAIL, IBAN, PHONE, SLACK_BOT, SSN, section
 from tests.slack_double import double, proxy_settings  # noqa: F401 - fixtures
 

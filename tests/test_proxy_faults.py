@@ -10,7 +10,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from proxy.app import METRICS, STORE
+from slack_pii.app import METRICS, STORE
 from tests.factories import SSN
 from tests.slack_double import double, proxy, proxy_settings, start_proxy  # noqa: F401 - fixtures
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.audit import MessageScanned
-from proxy.store import Store
+from slack_pii.store.audit import MessageScanned
+from slack_pii.store.sqlite import Store
 from tests.factories import CARD, SSN, Clock
 
 KEY = bytes.fromhex("ab" * 32)

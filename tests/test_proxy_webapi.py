@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook import WebhookClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from proxy.app import STORE
+from slack_pii.app import STORE
 from tests.factories import AWS_KEY, CARD, EMAIL, IBAN, SLACK_BOT, SSN, section
 from tests.slack_double import double, proxy, proxy_settings  # noqa: F401 - fixtures
 

@@ -67,9 +67,9 @@ def test_arbitrary_text_never_crashes_and_offsets_are_in_range(scanner, text):
 
 
 def test_email_planted_in_link_label_and_target_is_gone_when_redacted(scanner):
-    from proxy.policy import Redaction, Scope, decide
-    from proxy.redact import Redactor
-    from proxy.slack_text import extract_segments
+    from slack_pii.detect.policy import Redaction, Scope, decide
+    from slack_pii.detect.redact import Redactor
+    from slack_pii.detect.slack_text import extract_segments
 
     policy = scanner.policy.__class__(base=Scope(categories={"contact": "redact"}), redaction_default=Redaction())
     text = f"<mailto:{EMAIL}|{EMAIL}> and <https://crm.example.com/?q={EMAIL}|profile>"
@@ -83,7 +83,7 @@ def test_email_planted_in_link_label_and_target_is_gone_when_redacted(scanner):
 
 
 def test_overlapping_replacements_never_leave_a_tail():
-    from proxy.redact import Replacement, _splice
+    from slack_pii.detect.redact import Replacement, _splice
 
     text = "aaa SECRETPART-TAIL bbb"
     out = _splice(text, [Replacement(4, 14, "[A]"), Replacement(10, 19, "[B]")])

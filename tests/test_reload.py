@@ -17,11 +17,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from proxy.app import STORE
-from proxy.config import Settings
-from proxy.policy import DEFAULT_POLICY_FILE
-from proxy.reload import CONFIG_WATCHER, SCANNER_SLOT
-from recognizers.loader import DEFAULT_RULES_DIR, PLACEHOLDERS_FILE
+from slack_pii.app import STORE
+from slack_pii.config import Settings
+from slack_pii.detect.policy import DEFAULT_POLICY_FILE
+from slack_pii.reload import CONFIG_WATCHER, SCANNER_SLOT
+from slack_pii.detect.rules import DEFAULT_RULES_DIR, PLACEHOLDERS_FILE
 from tests.conftest import TEST_KEY
 from tests.factories import EMAIL
 from tests.slack_double import double, start_proxy  # noqa: F401 - fixture
@@ -103,7 +103,7 @@ async def test_policy_edit_is_picked_up_by_the_watcher(tmp_path, config_dir, dou
 
 async def test_broken_rule_file_is_refused_and_the_running_config_stays(tmp_path, config_dir, double, scanner,
                                                                       caplog):
-    caplog.set_level(logging.INFO, logger="proxy.reload")
+    caplog.set_level(logging.INFO, logger="slack_pii.reload")
     server = await start_proxy(settings_for(tmp_path, config_dir, double), scanner)
     try:
         before = await readyz(server)
@@ -118,7 +118,7 @@ async def test_broken_rule_file_is_refused_and_the_running_config_stays(tmp_path
         after = await wait_for(rejected, "the broken rule file to be rejected")
         assert after["config_version"] == before["config_version"]
         assert after["config"]["reloads"] == 0
-        lines = [r.getMessage() for r in caplog.records if r.name == "proxy.reload"]
+        lines = [r.getMessage() for r in caplog.records if r.name == "slack_pii.reload"]
         problem = next(line for line in lines
                        if line.startswith("config reload rejected:") and "broken.yaml" in line)
         assert "rule `team-ticket`" in problem and "fix:" in problem, problem

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recognizers.loader import load_rules
+from slack_pii.detect.rules import load_rules
 
 RULESET = load_rules(check_examples=False)
 

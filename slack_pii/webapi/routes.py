@@ -1,0 +1,538 @@
+"""Slack-Web-API-compatible routes: `POST /api/{method}` and incoming webhooks `POST /services/T…/B…/…`.
+
+Thin on purpose: parse the request the way Slack would, scan text-bearing calls, apply the verdict, render.
+Text-bearing calls are read whole (bounded), scanned, and forwarded as the original bytes unless something was
+redacted; every other method streams through untouched. Errors are caught here, at the edge, and answered in
+Slack's shape, naming field paths and never their content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import aiohttp
+from aiohttp import web
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.streams import StreamReader
+
+from slack_pii import messages
+from slack_pii.store.audit import MessageScanned, ScanFailed, explain
+from slack_pii.errors import PayloadError
+from slack_pii.logs import METHOD_NAME
+from slack_pii.metrics import Metrics
+from slack_pii.detect.policy import fingerprint
+from slack_pii.detect.slack_text import JSON_STRING_FIELDS, decode_json_fields, encode_json_fields
+from slack_pii.webapi.upstream import Upstream, UpstreamFailure, is_read_method
+
+log = logging.getLogger("slack_pii.webapi")
+
+# Methods whose arguments Slack shows to people (and stores): scanned before anything is forwarded.
+TEXT_METHODS = frozenset({
+    "chat.postMessage", "chat.update", "chat.postEphemeral", "chat.scheduleMessage", "chat.meMessage",
+    "chat.unfurl", "files.upload", "files.completeUploadExternal", "conversations.setTopic",
+    "conversations.setPurpose",
+})
+CHANNEL_REQUIRED = frozenset({
+    "chat.postMessage", "chat.update", "chat.postEphemeral", "chat.scheduleMessage", "chat.meMessage",
+    "conversations.setTopic", "conversations.setPurpose",
+})
+STRING_FIELDS = ("text", "channel", "channel_id", "channels", "thread_ts", "topic", "purpose", "initial_comment",
+                 "title", "user")
+ARRAY_FIELDS = ("blocks", "attachments", "files")
+HOOK_PATH = re.compile(r"/services/T[A-Z0-9]{2,20}/B[A-Z0-9]{2,20}/[A-Za-z0-9]{8,64}")
+# Request headers worth forwarding; Host, cookies, proxies' own headers and hop-by-hop ones never are.
+FORWARD_HEADERS = frozenset({"authorization", "content-type", "user-agent", "accept", "accept-encoding"})
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                        "transfer-encoding", "upgrade", "content-length"})
+ERROR_STATUS = {"request_too_large": 413}
+UPSTREAM_STATUS = {"timeout": (504, "upstream_timeout"), "connection": (502, "upstream_unreachable"),
+                   "disconnected": (502, "upstream_connection_lost")}
+CHUNK = 64 * 1024
+
+
+@dataclass
+class FilePart:
+    name: str
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class ParsedCall:
+    """A text-bearing call as Slack would read it: `args` merges the query string and the body."""
+
+    kind: str  # json | form | multipart
+    args: dict[str, Any]
+    raw: bytes
+    token: str | None
+    query_pairs: list[tuple[str, str]] = field(default_factory=list)
+    body_order: list[str] = field(default_factory=list)  # body argument names in order; file parts as "\\0file<N>"
+    json_fields: list[str] = field(default_factory=list)
+    files: list[FilePart] = field(default_factory=list)
+
+
+class WebApi:
+    """The routes; the engine, store and upstream are bound at start-up (`bind`)."""
+
+    def __init__(self, settings, metrics: Metrics):
+        self.settings = settings
+        self.metrics = metrics
+        self.scanner = None
+        self.store = None
+        self.upstream: Upstream | None = None
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan")
+        self.key = settings.key_bytes()
+        policy_choice = settings.on_scan_error
+        self._on_scan_error = policy_choice or None
+
+    def bind(self, scanner, store, upstream: Upstream) -> None:
+        self.scanner, self.store, self.upstream = scanner, store, upstream
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_route("POST", "/api/{method}", self.handle_api)
+        app.router.add_route("GET", "/api/{method}", self.handle_api)
+        app.router.add_post("/services/{path:.+}", self.handle_hook)
+
+    @property
+    def on_scan_error(self) -> str:
+        return self._on_scan_error or getattr(self.scanner.policy, "on_scan_error", "block")
+
+    # --- Web API ----------------------------------------------------------------------------------------
+
+    async def handle_api(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        if not METHOD_NAME.fullmatch(method) or len(method) > 80:
+            return api_error(404, "unknown_method", messages.unknown_method())
+        if method not in TEXT_METHODS:
+            self.metrics.requests.labels("other", "passthrough").inc()
+            return await self.pass_through(request, method)
+        started = time.perf_counter()
+        try:
+            call = await parse_call(request, self.settings)
+            validate_args(method, call.args, self.settings)
+        except PayloadError as exc:
+            self.metrics.requests.labels(method, "invalid").inc()
+            return api_error(ERROR_STATUS.get(exc.code, 400), exc.code, exc.detail, exc.path)
+        channel = _channel_of(call.args)
+        caller = fingerprint(call.token, self.key) if call.token else None
+        audit = dict(source="webapi", method=method, channel=channel, caller=caller)
+
+        outcome, failure = await self._scan(call.args, channel)
+        if failure is not None:
+            forward = self.on_scan_error == "forward"
+            log.warning(messages.scan_failed_log(method, failure, forward), extra={"method": method})
+            self.metrics.requests.labels(method, "scan_failed").inc()
+            if not forward:
+                response = api_refusal("pii_scan_failed", messages.scan_failed_detail())
+                await self._record(ScanFailed(**audit, action="block", reason=failure, status=200,
+                                              latency_ms=_ms(started), config_version=self._version()))
+                return response
+            response = await self._forward_call(request, method, call, None)
+            await self._record(ScanFailed(**audit, action="forward", reason=failure, status=response.status,
+                                          latency_ms=_ms(started), config_version=self._version()))
+            return response
+
+        verdict = outcome.verdict
+        self._count(method, outcome)
+        if verdict == "block":
+            response = api_refusal("pii_blocked",
+                                   messages.blocked_detail(outcome.decision.entity_types, outcome.decision.rule_ids),
+                                   pii={"entity_types": outcome.decision.entity_types,
+                                        "rule_ids": outcome.decision.rule_ids})
+        else:
+            redacted = outcome.redacted if verdict == "redact" and outcome.redacted != call.args else None
+            response = await self._forward_call(request, method, call, redacted, verdict)
+        summary = outcome.summary()
+        await self._record(MessageScanned(**audit, action=verdict, entities=summary["entities"],
+                                          rules=summary["rules"], latency_ms=_ms(started), status=response.status,
+                                          config_version=outcome.config_version, **explain(outcome)))
+        log.info(messages.request_done("webapi", method, verdict, response.status, _ms(started)),
+                 extra={"method": method, "channel": channel, "action": verdict})
+        return response
+
+    async def _forward_call(self, request: web.Request, method: str, call: ParsedCall, redacted: dict | None,
+                            verdict: str = "forward") -> web.StreamResponse:
+        body, query, content_type = (call.raw, request.query_string, request.headers.get("Content-Type", "")) \
+            if redacted is None else await encode_call(call, redacted)
+        headers = forward_headers(request)
+        if content_type:
+            headers["Content-Type"] = content_type
+        try:
+            async with self.upstream.call(self.upstream.api_url(method), method_name=method, headers=headers,
+                                          body=body or None, query=query,
+                                          http_method=request.method) as upstream_response:
+                return await relay(request, upstream_response, {"X-Slack-PII-Action": verdict})
+        except UpstreamFailure as exc:
+            status, code = UPSTREAM_STATUS[exc.kind]
+            return api_error(status, code, str(exc))
+
+    async def pass_through(self, request: web.Request, method: str) -> web.StreamResponse:
+        """Not text-bearing: the body streams through untouched (read first when small, so a refused
+        connection can be retried)."""
+        length = request.content_length
+        body: Any = request.content if request.body_exists else None
+        if body is not None and length is not None and length <= self.settings.max_body_bytes:
+            body = await request.read()
+        try:
+            async with self.upstream.call(self.upstream.api_url(method), method_name=method,
+                                          headers=forward_headers(request), body=body,
+                                          query=request.query_string,
+                                          http_method=request.method) as upstream_response:
+                return await relay(request, upstream_response)
+        except UpstreamFailure as exc:
+            status, code = UPSTREAM_STATUS[exc.kind]
+            return api_error(status, code, str(exc))
+
+    # --- incoming webhooks ------------------------------------------------------------------------------
+
+    async def handle_hook(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if not HOOK_PATH.fullmatch(path):
+            return web.Response(status=404, text="no_service")
+        started = time.perf_counter()
+        try:
+            raw = await read_body(request, self.settings.max_body_bytes)
+            payload, form_encoded = parse_hook_body(raw, request.content_type)
+            validate_args("webhook", payload, self.settings)
+        except PayloadError as exc:
+            self.metrics.requests.labels("webhook", "invalid").inc()
+            return web.Response(status=ERROR_STATUS.get(exc.code, 400), text=hook_error_text(exc))
+        channel = payload.get("channel") if isinstance(payload.get("channel"), str) else None
+        audit = dict(source="webhook", method="webhook", channel=channel,
+                     caller=fingerprint(path, self.key))
+        outcome, failure = await self._scan(payload, channel)
+        if failure is not None:
+            forward = self.on_scan_error == "forward"
+            log.warning(messages.scan_failed_log("webhook", failure, forward), extra={"method": "webhook"})
+            self.metrics.requests.labels("webhook", "scan_failed").inc()
+            if forward:
+                response = await self._forward_hook(request, raw)
+            else:
+                response = web.Response(status=503, text=f"pii_scan_failed: {messages.scan_failed_detail()}")
+            await self._record(ScanFailed(**audit, action="forward" if forward else "block", reason=failure,
+                                          status=response.status, latency_ms=_ms(started),
+                                          config_version=self._version()))
+            return response
+        verdict = outcome.verdict
+        self._count("webhook", outcome)
+        if verdict == "block":
+            detail = messages.blocked_detail(outcome.decision.entity_types, outcome.decision.rule_ids)
+            response = web.Response(status=400, text=f"pii_blocked: {detail}")
+        else:
+            body = raw
+            if verdict == "redact" and outcome.redacted != payload:
+                text = json.dumps(outcome.redacted, ensure_ascii=False)
+                body = urlencode({"payload": text}).encode() if form_encoded else _utf8(text, outcome.redacted)
+            response = await self._forward_hook(request, body)
+        summary = outcome.summary()
+        await self._record(MessageScanned(**audit, action=verdict, entities=summary["entities"],
+                                          rules=summary["rules"], latency_ms=_ms(started), status=response.status,
+                                          config_version=outcome.config_version, **explain(outcome)))
+        log.info(messages.request_done("webhook", "webhook", verdict, response.status, _ms(started)),
+                 extra={"method": "webhook", "action": verdict})
+        return response
+
+    async def _forward_hook(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        try:
+            async with self.upstream.call(self.upstream.hook_url(request.path), method_name="webhook",
+                                          headers=forward_headers(request), body=body) as upstream_response:
+                return await relay(request, upstream_response)
+        except UpstreamFailure as exc:
+            status, code = UPSTREAM_STATUS[exc.kind]
+            return web.Response(status=status, text=f"{code}: {exc}")
+
+    # --- shared steps ---------------------------------------------------------------------------------------
+
+    async def _scan(self, payload: Any, channel: str | None):
+        """(outcome, None), or (None, reason) when detection raised or ran over its budget."""
+        loop = asyncio.get_running_loop()
+        kwargs = {"channel_name": channel[1:]} if channel and channel.startswith("#") else {"channel_id": channel}
+        started = time.perf_counter()
+        try:
+            future = loop.run_in_executor(self.executor, partial(self.scanner.scan, payload, **kwargs))
+            outcome = await asyncio.wait_for(future, timeout=self.settings.scan_timeout_seconds)
+        except asyncio.TimeoutError:
+            return None, "timeout"
+        except Exception as exc:  # noqa: BLE001 - any detection failure fails closed; the type is logged, not text
+            return None, type(exc).__name__
+        finally:
+            self.metrics.scan_seconds.observe(time.perf_counter() - started)
+        return outcome, None
+
+    def _count(self, method: str, outcome) -> None:
+        self.metrics.requests.labels(method, outcome.verdict).inc()
+        for item in outcome.decision.actions:
+            if item.action != "allow":
+                self.metrics.findings.labels(item.finding.entity_type).inc()
+
+    async def _record(self, event) -> None:
+        await self.store.record(event)
+
+    def _version(self) -> str:
+        return getattr(self.scanner, "config_version", "")
+
+
+# --- parsing -------------------------------------------------------------------------------------------------
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, refusing (413) as soon as it is known to exceed `limit`."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadError("request_too_large", messages.body_too_large(limit))
+    chunks, total = [], 0
+    async for chunk in request.content.iter_chunked(CHUNK):
+        total += len(chunk)
+        if total > limit:
+            raise PayloadError("request_too_large", messages.body_too_large(limit))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PayloadError("invalid_charset", messages.invalid_charset(where)) from None
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    text = _decode(raw, "JSON body")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError("invalid_json", messages.invalid_json(exc.lineno, exc.colno)) from None
+    if not isinstance(value, dict):
+        raise PayloadError("json_not_object", messages.json_not_object())
+    return value
+
+
+def parse_form_pairs(raw: bytes) -> list[tuple[str, str]]:
+    text = _decode(raw, "form body")
+    try:
+        return parse_qsl(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise PayloadError("invalid_charset", messages.invalid_charset("form body")) from None
+    except ValueError:
+        raise PayloadError("invalid_form_data", messages.invalid_form("form")) from None
+
+
+async def parse_multipart(raw: bytes, content_type: str) -> tuple[list[tuple[str, str]], list[FilePart], list[str]]:
+    """Fields, file parts (bytes untouched) and the order of both, from a complete multipart body."""
+    loop = asyncio.get_running_loop()
+    stream = StreamReader(BaseProtocol(loop), 2 ** 16, loop=loop)
+    stream.feed_data(raw)
+    stream.feed_eof()
+    reader = aiohttp.MultipartReader({"Content-Type": content_type}, stream)
+    fields, files, order = [], [], []
+    try:
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, aiohttp.BodyPartReader) or not part.name:
+                raise PayloadError("invalid_form_data", messages.invalid_form("multipart"))
+            data = bytes(await part.read(decode=True))
+            if part.filename is not None:
+                files.append(FilePart(part.name, part.filename,
+                                      part.headers.get("Content-Type", "application/octet-stream"), data))
+                order.append(f"\0file{len(files) - 1}")
+            else:
+                fields.append((part.name, _decode(data, f"field `{part.name[:40]}`")))
+                order.append(part.name)
+    except (ValueError, AssertionError, RuntimeError, HttpProcessingError):
+        raise PayloadError("invalid_form_data", messages.invalid_form("multipart")) from None
+    return fields, files, order
+
+
+def _single(pairs: list[tuple[str, str]], where: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        if name in values:
+            raise PayloadError("invalid_arguments", messages.duplicate_field(f"{where}{name[:40]}"), f"/{name[:40]}")
+        values[name] = value
+    return values
+
+
+def _decode_json_strings(args: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    try:
+        return decode_json_fields(args)
+    except ValueError as exc:
+        name = str(exc).split(" ", 1)[0]
+        name = name if name in JSON_STRING_FIELDS else "body"
+        raise PayloadError("invalid_arguments", messages.field_not_json(f"/{name}"), f"/{name}") from None
+
+
+async def parse_call(request: web.Request, settings) -> ParsedCall:
+    """Read and parse a text-bearing call: query string plus a JSON, form or multipart body (or none, for GET);
+    the token from the Authorization header, the body or the query string."""
+    content_type = request.content_type
+    limit = settings.max_upload_bytes if content_type == "multipart/form-data" else settings.max_body_bytes
+    raw = await read_body(request, limit)
+    query_pairs = list(request.query.items())
+    query = _single(query_pairs, "query ")
+    files: list[FilePart] = []
+    if request.method == "GET" or not raw:
+        kind, body, order = "query", {}, []
+    elif content_type == "application/json":
+        kind, body = "json", parse_json_object(raw)
+        order = list(body)
+    elif content_type == "application/x-www-form-urlencoded":
+        pairs = parse_form_pairs(raw)
+        kind, body, order = "form", _single(pairs, ""), [name for name, _ in pairs]
+    elif content_type == "multipart/form-data":
+        fields, files, order = await parse_multipart(raw, request.headers["Content-Type"])
+        kind, body = "multipart", _single(fields, "")
+    else:
+        raise PayloadError("invalid_form_data", messages.unsupported_content_type())
+    # NOTE: the token stays in args (it is forwarded as sent); it is not a text key, so it is never scanned.
+    token = body.get("token") if isinstance(body.get("token"), str) else query.get("token")
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer " and auth[7:].strip():
+        token = auth[7:].strip()
+    args, json_fields = _decode_json_strings({**query, **body})
+    return ParsedCall(kind, args, raw, token, query_pairs, order, json_fields, files)
+
+
+def parse_hook_body(raw: bytes, content_type: str) -> tuple[dict[str, Any], bool]:
+    """An incoming-webhook body: JSON, or a form with a `payload` JSON field (both are accepted by Slack)."""
+    # NOTE: `curl -d '{...}'` sends JSON labelled as a form; Slack reads it as JSON, so do we.
+    if content_type == "application/x-www-form-urlencoded" and not raw.lstrip().startswith(b"{"):
+        form = _single(parse_form_pairs(raw), "")
+        if "payload" not in form:
+            raise PayloadError("invalid_payload", messages.field_required("/payload"), "/payload")
+        return parse_json_object(form["payload"].encode("utf-8", "surrogatepass")), True
+    return parse_json_object(raw), False
+
+
+def validate_args(method: str, args: dict[str, Any], settings) -> None:
+    """Reject what Slack would reject, before scanning: wrong types, missing channel, Slack's size limits."""
+    for name in STRING_FIELDS:
+        if name in args and not isinstance(args[name], str):
+            raise PayloadError("invalid_arguments", messages.field_must_be(f"/{name}", "a string"), f"/{name}")
+    for name in ARRAY_FIELDS:
+        if name in args and not isinstance(args[name], list):
+            raise PayloadError("invalid_arguments", messages.field_must_be(f"/{name}", "an array"), f"/{name}")
+    if "unfurls" in args and not isinstance(args["unfurls"], dict):
+        raise PayloadError("invalid_arguments", messages.field_must_be("/unfurls", "an object"), "/unfurls")
+    if method in CHANNEL_REQUIRED and not args.get("channel"):
+        raise PayloadError("invalid_arguments", messages.field_required("/channel"), "/channel")
+    if len(args.get("text") or "") > settings.max_text_chars:
+        raise PayloadError("msg_too_long", messages.text_too_long("/text", settings.max_text_chars), "/text")
+    blocks = args.get("blocks") or []
+    if len(blocks) > settings.max_blocks:
+        raise PayloadError("invalid_blocks", messages.too_many_blocks("/blocks", settings.max_blocks), "/blocks")
+    for index, block in enumerate(blocks):
+        if not isinstance(block, dict):
+            raise PayloadError("invalid_blocks", messages.field_must_be(f"/blocks/{index}", "an object"),
+                               f"/blocks/{index}")
+    for index, attachment in enumerate(args.get("attachments") or []):
+        if not isinstance(attachment, dict):
+            raise PayloadError("invalid_attachments", messages.field_must_be(f"/attachments/{index}", "an object"),
+                               f"/attachments/{index}")
+
+
+def _channel_of(args: dict[str, Any]) -> str | None:
+    for name in ("channel", "channel_id", "channels"):
+        value = args.get(name)
+        if isinstance(value, str) and value:
+            return value.split(",", 1)[0].strip()[:80]
+    return None
+
+
+# --- encoding and relaying ----------------------------------------------------------------------------------
+
+
+def _utf8(text: str, value: Any) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from \ud800 escapes: keep them escaped, as they came
+        return json.dumps(value, ensure_ascii=True).encode("ascii")
+
+
+async def encode_call(call: ParsedCall, redacted: dict[str, Any]) -> tuple[bytes, str, str]:
+    """(body, query string, content type) carrying the redacted arguments in the call's own encoding.
+
+    Each argument goes back where it came from (body or query string), JSON-string fields as JSON strings.
+    """
+    args = encode_json_fields(redacted, call.json_fields)
+    in_body = set(call.body_order)
+    query = urlencode([(name, value if name in in_body else args.get(name, value))
+                       for name, value in call.query_pairs])
+    if call.kind == "query":
+        return b"", query, ""
+    if call.kind == "json":
+        body_args = {name: args[name] for name in call.body_order if name in args}
+        return _utf8(json.dumps(body_args, ensure_ascii=False), body_args), query, "application/json; charset=utf-8"
+    if call.kind == "form":
+        pairs = [(name, args[name]) for name in call.body_order if name in args]
+        return urlencode(pairs).encode("ascii"), query, "application/x-www-form-urlencoded"
+    form = aiohttp.FormData()
+    for name in call.body_order:
+        if name.startswith("\0file"):
+            part = call.files[int(name[5:])]
+            form.add_field(part.name, part.data, filename=part.filename, content_type=part.content_type)
+        elif name in args:
+            form.add_field(name, args[name])
+    writer = form()
+    return await writer.as_bytes(), query, writer.content_type
+
+
+def forward_headers(request: web.Request) -> dict[str, str]:
+    return {name: value for name, value in request.headers.items()
+            if name.lower() in FORWARD_HEADERS or name.lower().startswith("x-slack-")}
+
+
+async def relay(request: web.Request, upstream_response: aiohttp.ClientResponse,
+                extra_headers: dict[str, str] | None = None) -> web.StreamResponse:
+    """Slack's answer, streamed back unchanged: status, headers (minus hop-by-hop), body bytes."""
+    response = web.StreamResponse(status=upstream_response.status, reason=upstream_response.reason)
+    for name, value in upstream_response.headers.items():
+        if name.lower() not in HOP_BY_HOP:
+            response.headers.add(name, value)
+    response.headers.update(extra_headers or {})
+    if upstream_response.content_length is not None:
+        response.content_length = upstream_response.content_length
+    await response.prepare(request)
+    try:
+        async for chunk in upstream_response.content.iter_chunked(CHUNK):
+            await response.write(chunk)
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        # Headers are gone already: the honest signal left is a cut connection, never a short "complete" body.
+        log.warning(messages.upstream_broken())
+        response.force_close()
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response
+
+
+def api_error(status: int, code: str, detail: str, path: str = "") -> web.Response:
+    body = {"ok": False, "error": code, "detail": detail}
+    if path:
+        body["path"] = path
+    return web.json_response(body, status=status)
+
+
+def api_refusal(code: str, detail: str, **extra: Any) -> web.Response:
+    """Slack's own refusal shape (HTTP 200, ok false), so slack_sdk raises SlackApiError with `code`."""
+    return web.json_response({"ok": False, "error": code, **extra, "detail": detail})
+
+
+def hook_error_text(exc: PayloadError) -> str:
+    return f"{exc.code}: {exc.detail}"
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+__all__ = ["WebApi", "TEXT_METHODS", "is_read_method"]
