@@ -36,7 +36,9 @@ def gold_values() -> list[str]:
 def sample_report(tmp_path_factory) -> tuple[dict, str]:
     result = run_eval(tmp_path_factory.mktemp("eval"), str(SAMPLE), "--json")
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout), result.stdout
+    [entry] = json.loads(result.stdout)["sets"]
+    assert entry["in_sample"] is True
+    return entry["current"], result.stdout
 
 
 def test_shipped_sample_is_the_seeded_corpus():
@@ -61,10 +63,10 @@ def test_sample_spans_point_at_real_values():
 
 def test_json_shape(sample_report):
     report, _ = sample_report
-    assert set(report["overall"]) == {"precision", "recall", "f1", "false_alarm"}
+    assert {"precision", "recall", "f1", "nagging", "high_severity_leak", "recall_non_ner"} <= set(report["overall"])
     assert report["messages"] == 600
     for label, figures in report["per_entity"].items():
-        assert {"precision", "recall", "f1", "support"} <= set(figures), label
+        assert {"precision", "recall", "f1", "leak", "support"} <= set(figures), label
     assert report["per_entity"]["SECRET"]["support"] >= 50
     for row in report["worst_misses"]:
         assert {"label", "why", "count", "example"} <= set(row)
@@ -81,7 +83,8 @@ def test_detection_is_good_on_our_own_sample(sample_report):
     assert per["IBAN_CODE"]["recall"] >= 0.9
     assert per["IP_ADDRESS"]["recall"] >= 0.9
     assert report["overall"]["f1"] >= 0.85
-    assert report["overall"]["false_alarm"] <= 0.05
+    assert report["overall"]["nagging"] <= 0.05
+    assert report["overall"]["high_severity_leak"] <= 0.02
 
 
 def test_output_never_contains_a_labelled_value(sample_report):
@@ -98,8 +101,8 @@ def test_masked_snippet_keeps_context_and_hides_values():
     assert "867" not in snippet and "acme" not in snippet and "Jane" not in snippet
 
 
-def render_tables(report: dict) -> str:
-    """The human output for a --json report (same code path as the CLI without --json)."""
+def render_tables(sets: list[dict]) -> str:
+    """The human output for a --json result (same code path as the CLI without --json)."""
     import io
 
     from rich.console import Console
@@ -107,17 +110,16 @@ def render_tables(report: dict) -> str:
     from slack_pii.commands import eval as eval_command
 
     buffer = io.StringIO()
-    reports = [report] + ([report["candidate"]] if "candidate" in report else [])
-    eval_command._print_tables(reports, report.get("delta"), Console(file=buffer, width=150, highlight=False))
+    eval_command.print_report(sets, Console(file=buffer, width=200, highlight=False))
     return buffer.getvalue()
 
 
 def test_table_output(sample_report):
     report, _ = sample_report
-    output = render_tables(report)
+    output = render_tables([{"name": "sample", "path": str(SAMPLE), "in_sample": True, "current": report}])
     for label in report["per_entity"]:
         assert label in output
-    assert "overall" in output and "False alarms" in output and "Worst misses" in output
+    assert "overall" in output and "Nagging" in output and "Worst misses" in output and "in-sample" in output
     assert not [value for value in gold_values() if value in output]
 
 
@@ -135,14 +137,14 @@ def test_compare_with_the_email_rule_removed(tmp_path):
 
     result = run_eval(tmp_path, str(labels), "--json", "--compare", str(candidate))
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert report["per_entity"]["EMAIL_ADDRESS"]["recall"] >= 0.9
-    assert report["candidate"]["per_entity"]["EMAIL_ADDRESS"]["recall"] == 0.0
-    assert report["delta"]["per_entity"]["EMAIL_ADDRESS"]["recall"] <= -0.9
-    assert report["delta"]["per_entity"]["CREDIT_CARD"]["recall"] == 0.0  # nothing else moved
-    assert report["delta"]["overall"]["recall"] < 0
+    [entry] = json.loads(result.stdout)["sets"]
+    assert entry["current"]["per_entity"]["EMAIL_ADDRESS"]["recall"] >= 0.9
+    assert entry["candidate"]["per_entity"]["EMAIL_ADDRESS"]["recall"] == 0.0
+    assert entry["delta"]["per_entity"]["EMAIL_ADDRESS"]["recall"] <= -0.9
+    assert entry["delta"]["per_entity"]["CREDIT_CARD"]["recall"] == 0.0  # nothing else moved
+    assert entry["delta"]["overall"]["recall"] < 0
 
-    table = render_tables(report)
+    table = render_tables([entry])
     assert "(candidate)" in table
     email_row = next(line for line in table.splitlines() if "EMAIL_ADDRESS" in line)
     assert "0.000 (-1.000)" in email_row or "0.000 (-0.9" in email_row
@@ -154,3 +156,50 @@ def test_bad_labels_file_names_the_line(tmp_path):
     result = run_eval(tmp_path, str(labels))
     assert result.returncode != 0
     assert "line 2" in result.stderr and "sk_live" not in result.stderr
+
+
+def test_leak_rate_counts_what_would_reach_slack(tmp_path):
+    """A redacted card leaks nothing; an allowed name stays readable; a blocked message leaks nothing at all."""
+    card, key = "4111 1111 1111 1111", "AKIALALEMEL33243OLIB"
+    lines = [
+        {"id": "r", "text": f"refund card {card} today", "spans": [{"start": 12, "end": 12 + len(card), "label": "CREDIT_CARD"}]},
+        {"id": "b", "text": f"aws key {key} for {card}", "spans": [
+            {"start": 8, "end": 8 + len(key), "label": "SECRET"},
+            {"start": 8 + len(key) + 5, "end": 8 + len(key) + 5 + len(card), "label": "CREDIT_CARD"}]},
+        {"id": "c", "text": "standup moved to 10:30, room 4B", "spans": []},
+    ]
+    labels = tmp_path / "leak.jsonl"
+    labels.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = run_eval(tmp_path, str(labels), "--json")
+    assert result.returncode == 0, result.stderr
+    [entry] = json.loads(result.stdout)["sets"]
+    report = entry["current"]
+    assert entry["in_sample"] is False and entry["name"] == "leak"
+    assert report["per_entity"]["CREDIT_CARD"]["leak"] == 0.0
+    assert report["overall"]["high_severity_leak"] == 0.0 and report["overall"]["high_severity_values"] == 3
+    assert report["clean_messages"] == 1 and report["overall"]["nagging"] == 0.0
+
+
+def test_coverage_and_readability_rules():
+    from slack_pii.tools.evaluate import coverage, is_readable
+
+    assert coverage(10, 20, [(10, 14)]) == 0.4 and coverage(10, 20, [(8, 13), (12, 16)]) == 0.6
+    assert is_readable("4111111111111111", "card 411111111111•••• on file")  # an 8-character window survives
+    assert not is_readable("4111111111111111", "card 4111111•••••1111 on file")
+    assert is_readable("Li Wei", "thanks Li Wei!") and not is_readable("Li Wei", "thanks ⟨PERSON⟩!")
+
+
+def test_stock_presidio_scored_side_by_side(tmp_path):
+    labels = tmp_path / "subset.jsonl"
+    labels.write_text("".join(SAMPLE.read_text().splitlines(keepends=True)[:60]))
+    result = run_eval(tmp_path, str(labels), "--stock")
+    assert result.returncode == 0, result.stderr
+    assert "stock Presidio" in result.stdout and "high-severity values leaked" in result.stdout
+    assert not [value for value in gold_values() if value in result.stdout]
+
+
+def test_no_labels_outside_a_checkout_names_the_fix(tmp_path):
+    env = {**os.environ, "SLACK_PII_SECRET_KEY": TEST_KEY}
+    result = subprocess.run([sys.executable, "-m", "slack_pii", "eval"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 64 and "pass LABELS.jsonl" in result.stderr
