@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 
@@ -51,6 +52,10 @@ async def serve(settings, ready: asyncio.Event | None = None, stop: asyncio.Even
                            access_log=logging.getLogger("slack_pii.access"),
                            shutdown_timeout=settings.upstream_timeout_seconds + 5)
     await runner.setup()
+    # NOTE: everything built at start-up (the engine, spaCy, tldextract's list) lives as long as the process; frozen,
+    # it is never walked again, so a full collection during a request costs what the request allocated, not ~0.2 s.
+    gc.collect()
+    gc.freeze()
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
