@@ -10,6 +10,9 @@ import asyncio
 import gc
 import logging
 import signal
+import time
+
+STARTED = time.perf_counter()  # imported as the command starts: "ready on … (N s)" counts model loading too
 
 
 def register(subparsers) -> None:
@@ -60,12 +63,13 @@ async def serve(settings, ready: asyncio.Event | None = None, stop: asyncio.Even
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         host, port = runner.addresses[0][:2]
-        line = messages.listening(f"http://{host}:{port}", upstream_label(settings),
-                                  webhook_upstream_label(settings))
+        url = f"http://{host}:{port}"
+        line = messages.listening(url, upstream_label(settings), webhook_upstream_label(settings))
         print(line, flush=True)
         logging.getLogger("slack_pii.serve").info(line)
         if settings.uses_local_sink:
             print(f"WARNING: {messages.LOCAL_SINK_WARNING} ({settings.database_path})", flush=True)
+        print(messages.ready(url, time.perf_counter() - STARTED), flush=True)  # the port answers from here on
         if ready is not None:
             ready.set()
         await stop.wait()
