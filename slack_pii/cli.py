@@ -125,6 +125,9 @@ def _channel(args) -> dict[str, str | None]:
 
 def cmd_scan(args) -> int:
     overrides = {"ner": False} if args.no_ner else {}
+    if args.text is None and sys.stdin.isatty():  # someone typed `slack-pii scan` and waits for something to happen
+        what = "JSON lines" if args.jsonl else "the message (text, or a Web API payload as JSON)"
+        print(f"scan: reading {what} from stdin; end with Ctrl-D (or pass the text as an argument)", file=sys.stderr)
     if args.jsonl:
         return _scan_jsonl(args, overrides)
     raw = args.text if args.text is not None else sys.stdin.read()

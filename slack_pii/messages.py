@@ -18,6 +18,10 @@ def listening(url: str, upstream: str, webhook_upstream: str) -> str:
     return f"slack-pii proxy listening on {url} (Web API upstream: {upstream}; webhooks: {webhook_upstream})"
 
 
+def ready(url: str, seconds: float) -> str:
+    return f"ready on {url} ({seconds:.1f} s)"
+
+
 def sink_started(url: str) -> str:
     return f"local sink answering on {url}"
 

@@ -27,6 +27,10 @@ def test_bench_json_has_every_figure_for_both_engines():
     assert set(report["ratios"]) >= {"p50_ms", "best_batch"}
     assert set(report["targets"]) == {"p50_ms", "p99_ms", "batch_vs_stock"}
     assert any("offline" in note for note in report["notes"])
+    # Progress (what `make bench` shows while it works) goes to stderr, phase by phase; stdout stays one JSON.
+    for step in ("generating 30 messages", "measuring our engine", "our engine built in", "our engine: batches of",
+                 "measuring stock Presidio", "stock Presidio built in", "stock Presidio: batches of"):
+        assert step in result.stderr, step
 
 
 def test_bench_table_without_stock():

@@ -27,12 +27,16 @@ def cmd_bench(args) -> int:
     from slack_pii.tools.bench import run_bench
 
     def on_phase(phase: str) -> None:
-        if sys.stderr.isatty():
-            print(f"measuring {'our engine' if phase == 'ours' else 'stock Presidio'} …", file=sys.stderr)
+        print(f"measuring {'our engine' if phase == 'ours' else 'stock Presidio'} …", file=sys.stderr, flush=True)
 
+    def on_progress(line: str) -> None:
+        print(f"  {line}", file=sys.stderr, flush=True)
+
+    print(f"bench: generating {args.count} messages …", file=sys.stderr, flush=True)
     try:
         report = run_bench(args.count, args.seed, stock=not args.no_stock,
-                           config=str(args.config) if args.config else None, on_phase=on_phase)
+                           config=str(args.config) if args.config else None, on_phase=on_phase,
+                           on_progress=on_progress)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

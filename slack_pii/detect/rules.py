@@ -27,9 +27,18 @@ CATEGORIES = ("credential", "financial", "government_id", "contact", "network", 
 CONTEXT_BOOST = 0.35
 MIN_SCORE_WITH_CONTEXT = 0.4
 CONTEXT_BEFORE, CONTEXT_AFTER = 64, 32
-# NOTE: rule patterns are compiled with the `regex` module for its per-call timeout (Presidio's default is 60 s; a
-# chat message must never hold a request for long). A timeout raises TimeoutError and the scan fails closed.
-REGEX_TIMEOUT_SECONDS = 0.25
+# NOTE: rule patterns are compiled with the `regex` module for its time limit (Presidio's default is 60 s; a chat
+# message must never hold a request for long). Over the limit, TimeoutError is raised and the scan fails closed.
+# The limit counts the process's CPU time (C `clock()`, all threads) from the start of the call, so it covers the
+# matching alone (see `_spans`): checking code, first-use loading and a GC in between used to count. It is sized
+# from measurement, not from hope: `bench/regex_budget.py` over the labelled sample, the conformance vectors and
+# 1000 generated messages (4662 scan texts x 104 patterns, best of 3) on a 2-core machine busy with other test
+# suites found the slowest benign call at 4.1-12.8 ms (generic-assigned-secret, a 2.8k-char text) and the densest at
+# 1.5-4.5 us/char (texts of 500+ chars). Matching is linear in length, so a 40k-char message (Slack's limit) may
+# legitimately need ~0.2 s for that one pattern. Budget per call: max(floor, length x per-char), i.e. >= 39x the
+# slowest call and >= 33x the densest per character, as measured on the loaded machine.
+REGEX_SECONDS_FLOOR = 0.5
+REGEX_SECONDS_PER_CHAR = 150e-6
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster start-up
 
@@ -193,13 +202,7 @@ class RuleSet:
                 if not rule.context_regex.search(lowered):
                     continue
             for pattern in rule.patterns:
-                for m in pattern.regex.finditer(text, timeout=REGEX_TIMEOUT_SECONDS):
-                    try:
-                        start, end = m.span(rule.group)
-                    except IndexError:
-                        start, end = m.span()
-                    if start < 0 or end <= start:
-                        continue
+                for start, end in _spans(pattern.regex, text, rule.group):
                     value = text[start:end]
                     verdict = VALIDATORS[rule.validator](value) if rule.validator else None
                     if verdict is False:
@@ -233,6 +236,26 @@ class RuleSet:
                     problems.append(ConfigProblem(rule.source, rule.id, f"no_match example matched: {_mask(example)}",
                                                   "tighten the rule, add an allow entry, or fix the example"))
         return problems
+
+
+def regex_budget(length: int) -> float:
+    """Seconds one pattern may spend matching a text of `length` characters (see the NOTE at the top)."""
+    return max(REGEX_SECONDS_FLOOR, length * REGEX_SECONDS_PER_CHAR)
+
+
+def _spans(pattern: regex.Pattern, text: str, group: int | str) -> list[tuple[int, int]]:
+    """Every non-empty span of `group` in `text`. Only this matching runs under the regex time limit: validators,
+    allow-lists and placeholder checks run afterwards, so their first-use costs (and a GC) never count against it.
+    """
+    spans = []
+    for m in pattern.finditer(text, timeout=regex_budget(len(text))):
+        try:
+            start, end = m.span(group)
+        except IndexError:
+            start, end = m.span()
+        if 0 <= start < end:
+            spans.append((start, end))
+    return spans
 
 
 def context_score(text: str, start: int, end: int, score: float, context: re.Pattern) -> tuple[float, tuple[str, ...]]:

@@ -37,6 +37,11 @@ BENCH_KEY = "0f" * 32  # fingerprints are irrelevant to speed; never touch the u
 TARGETS = {"p50_ms": 4.0, "p99_ms": 25.0, "batch_vs_stock": 5.0}
 
 _BATCH_FN: Callable[[list[str]], int] | None = None  # set before forking; read by workers
+PROGRESS = "bench: "  # a phase's stderr lines with this prefix are progress, passed on as they come
+
+
+def _progress(message: str) -> None:
+    print(PROGRESS + message, file=sys.stderr, flush=True)
 
 
 def corpus_texts(count: int, seed: int) -> list[str]:
@@ -105,7 +110,9 @@ def measure_ours(texts: list[str], config: str | None = None) -> dict:
 
     scanner = build_scanner(load_settings(config, secret_key=BENCH_KEY))
     startup = time.perf_counter() - started
+    _progress(f"our engine built in {startup:.1f} s; {len(texts)} messages one at a time …")
     result = {"startup_s": round(startup, 3), **_single(scanner.scan, texts)}
+    _progress(f"our engine: batches of {CHUNK}, 1 process then {WORKERS} workers …")
     result.update(_batch(lambda chunk: len(scanner.scan_many(chunk)), texts))
     result["ner_gate_rate"] = round(ner_gate_rate(scanner, texts), 4)
     result["peak_rss_mb"] = round(_peak_rss_mb(), 1)
@@ -149,6 +156,7 @@ def measure_stock(texts: list[str]) -> dict:
     anonymizer = AnonymizerEngine()
     batch_analyzer = BatchAnalyzerEngine(analyzer)
     startup = time.perf_counter() - started
+    _progress(f"stock Presidio built in {startup:.1f} s; {len(texts)} messages one at a time …")
 
     def scan_one(text: str):
         return anonymizer.anonymize(text, analyzer.analyze(text, language="en"))
@@ -160,6 +168,7 @@ def measure_stock(texts: list[str]) -> dict:
         return len(chunk)
 
     result = {"startup_s": round(startup, 3), **_single(scan_one, texts)}
+    _progress(f"stock Presidio: batches of {CHUNK}, 1 process then {WORKERS} workers …")
     result.update(_batch(scan_batch, texts))
     result["peak_rss_mb"] = round(_peak_rss_mb(), 1)
     return result
@@ -168,20 +177,30 @@ def measure_stock(texts: list[str]) -> dict:
 # --- orchestration ------------------------------------------------------------------------------------------
 
 
-def run_phase(phase: str, count: int, seed: int, config: str | None = None) -> dict:
-    """Measure one engine in a fresh interpreter; returns its figures."""
+def run_phase(phase: str, count: int, seed: int, config: str | None = None,
+              on_progress: Callable[[str], None] | None = None) -> dict:
+    """Measure one engine in a fresh interpreter; returns its figures. Its progress lines go to `on_progress`."""
     command = [sys.executable, "-m", "slack_pii.tools.bench", "--phase", phase, "--count", str(count), "--seed", str(seed)]
     if config:
         command += ["--config", str(config)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"bench phase {phase!r} failed (exit {done.returncode}): {tail[0]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+        last = "no output"
+        for line in child.stderr:  # the figures are one short line on stdout: no pipe can fill meanwhile
+            line = line.rstrip()
+            if line.startswith(PROGRESS):
+                if on_progress:
+                    on_progress(line[len(PROGRESS):])
+            elif line:
+                last = line
+        output = child.stdout.read()
+    if child.returncode != 0:
+        raise RuntimeError(f"bench phase {phase!r} failed (exit {child.returncode}): {last}")
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def run_bench(count: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED, stock: bool = True,
-              config: str | None = None, on_phase: Callable[[str], None] | None = None) -> dict:
+              config: str | None = None, on_phase: Callable[[str], None] | None = None,
+              on_progress: Callable[[str], None] | None = None) -> dict:
     texts = corpus_texts(count, seed)
     report = {
         "count": count, "seed": seed, "cores": os.cpu_count(), "workers": WORKERS, "chunk": CHUNK,
@@ -193,7 +212,7 @@ def run_bench(count: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED, stock: bool 
     for phase in ("ours",) + (("stock",) if stock else ()):
         if on_phase:
             on_phase(phase)
-        report[phase] = run_phase(phase, count, seed, config)
+        report[phase] = run_phase(phase, count, seed, config, on_progress)
     report["targets"] = targets(report)
     if stock:
         report["ratios"] = ratios(report["ours"], report["stock"])
