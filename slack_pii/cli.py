@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate recognizer rules and policy; exit 2 on any problem")
     check.add_argument("--recognizers", type=Path, help="rules directory (default: settings or the shipped rules)")
     check.add_argument("--policy", type=Path, help="policy file (default: settings or the shipped policy)")
+    check.add_argument("--schema", choices=("policy", "rules"), help="print the JSON Schema of a policy or rules "
+                       "file (for editors, e.g. yaml-language-server) and exit")
     check.set_defaults(func=cmd_check_config)
 
     for register in _extra_commands():
@@ -198,6 +200,13 @@ def _scan_jsonl(args, overrides) -> int:
 
 def cmd_check_config(args) -> int:
     from slack_pii.config import load_settings
+
+    if args.schema:
+        from slack_pii.detect.policy import policy_schema
+        from slack_pii.detect.rules import rules_schema
+
+        print(json.dumps(policy_schema() if args.schema == "policy" else rules_schema(), indent=2))
+        return EXIT_OK
     from slack_pii.detect.policy import collect_policy
     from slack_pii.detect.scanner import known_entities_for_rules
     from slack_pii.detect.rules import CATEGORIES, collect_rules

@@ -33,10 +33,10 @@ def test_runaway_regex_fails_closed_quickly(tmp_path):
     (rules / "trap.yaml").write_text(PATHOLOGICAL)
     shutil.copy(Path(DEFAULT_RULES_DIR).parent / "placeholders.yaml", tmp_path / "placeholders.yaml")
     engine = Engine.build(rules, ner=False)
-    started = time.monotonic()
+    started = time.process_time()  # the limit counts CPU time: wall time on a loaded machine says nothing
     with pytest.raises(DetectionError) as info:
         engine.scan(extract_segments("a" * 40 + "? a!"))
-    assert time.monotonic() - started < 5
+    assert time.process_time() - started < 5
     assert "aaaa" not in str(info.value)
 
 

@@ -8,19 +8,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import Field, ValidationError, model_validator
 
 from slack_pii.errors import ConfigError, ConfigProblem
 from slack_pii.detect.findings import Finding
 from slack_pii.detect.shipped import RECOGNIZERS_DIR
+from slack_pii.detect.yaml_schema import StrictModel, describe_shape, explain_errors, yaml_error_where
 
 ACTIONS = ("allow", "warn", "redact", "block")
 SEVERITY = {action: rank for rank, action in enumerate(ACTIONS)}
-OPERATORS = ("replace", "mask", "hash")
 DEFAULT_POLICY_FILE = RECOGNIZERS_DIR / "policy.yaml"
 
 
@@ -138,8 +140,69 @@ def _action_for(finding: Finding, policy: Policy, scopes: list[Scope], allow_fps
 
 # --- loading ------------------------------------------------------------------------------------------------
 
+# Categories whose `allow` lets a live secret or an identity document through: only with `i_know: true`.
+PROTECTED_CATEGORIES = ("credential", "government_id")
+Action = Literal["allow", "warn", "redact", "block"]
 
-def load_policy(path: Path | None = None, known_entities: Iterable[str] | None = None,
+
+class Entry(StrictModel):
+    """What to do with a category or an entity: `redact`, or `{action: allow, i_know: true}` to acknowledge an
+    action that lets credentials or government ids through."""
+
+    action: Action
+    i_know: bool = Field(False, description="true: this entry lets a credential or government id through on purpose")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_action(cls, data: Any) -> Any:
+        return {"action": data} if isinstance(data, str) else data
+
+
+Threshold = Annotated[float, Field(ge=0, le=1, description="findings scoring below it are reported as allow")]
+
+
+class ScopeModel(StrictModel):
+    categories: dict[str, Entry] = Field(default_factory=dict, description="category -> action")
+    entities: dict[str, Entry] = Field(default_factory=dict, description="entity -> action; wins over its category")
+    thresholds: dict[str, Threshold] = Field(default_factory=dict, description="`default` or an entity -> 0.0-1.0")
+
+
+class AllowModel(StrictModel):
+    values: list[str] = Field(default_factory=list, description="exact values never acted on (case-insensitive)")
+    patterns: list[str] = Field(default_factory=list, description="regexes matched against the whole value")
+    fingerprints: list[str] = Field(default_factory=list, description="keyed fingerprints (slack-pii feedback)")
+
+
+class RedactionModel(StrictModel):
+    operator: Literal["replace", "mask", "hash"] = "replace"
+    keep_last: int = Field(4, ge=0, description="mask: characters left visible at the end")
+    char: str = Field("•", min_length=1, description="mask: the masking character")
+
+
+class RedactionSection(StrictModel):
+    default: RedactionModel = Field(default_factory=RedactionModel)
+    entities: dict[str, RedactionModel] = Field(default_factory=dict)
+
+
+class PolicyFile(ScopeModel):
+    """recognizers/policy.yaml. `categories` is required: without it every finding gets `default_action`."""
+
+    version: Literal[1] = 1
+    categories: dict[str, Entry] = Field(description="category -> action (required)")
+    default_action: Entry = Field(default_factory=lambda: Entry(action="warn"),
+                                  description="for an entity with no category or entity entry")
+    allow: AllowModel = Field(default_factory=AllowModel)
+    channels: dict[str, ScopeModel] = Field(default_factory=dict, description="overrides by channel id or #name")
+    redaction: RedactionSection = Field(default_factory=RedactionSection)
+    on_scan_error: Literal["block", "forward"] = "block"
+
+
+def policy_schema() -> dict:
+    """JSON Schema of the policy file, for editors (`slack-pii check-config --schema policy`)."""
+    return PolicyFile.model_json_schema()
+
+
+def load_policy(path: Path | None = None, known_entities: Iterable[str] | Mapping[str, str] | None = None,
                 known_categories: Iterable[str] | None = None) -> Policy:
     policy, problems = collect_policy(path, known_entities, known_categories)
     if problems:
@@ -147,84 +210,92 @@ def load_policy(path: Path | None = None, known_entities: Iterable[str] | None =
     return policy
 
 
-def collect_policy(path: Path | None = None, known_entities: Iterable[str] | None = None,
+def collect_policy(path: Path | None = None, known_entities: Iterable[str] | Mapping[str, str] | None = None,
                    known_categories: Iterable[str] | None = None) -> tuple[Policy | None, list[ConfigProblem]]:
-    """Parse a policy file; return every problem (unknown actions, entities, categories, bad regexes)."""
+    """Parse a policy file; return every problem, each naming the key and the fix.
+
+    `known_entities` may map each entity to its category, so that `allow` on, say, AWS_ACCESS_KEY_ID needs the
+    same acknowledgement as `allow` on the credential category.
+    """
     path = Path(path or DEFAULT_POLICY_FILE)
     file = str(path)
-    problems: list[ConfigProblem] = []
     try:
         text = path.read_text(encoding="utf-8")
-        raw = yaml.safe_load(text) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        return None, [ConfigProblem(file, None, f"cannot read policy: {exc}", "fix the path or the YAML syntax")]
+        raw = yaml.safe_load(text)
+    except OSError as exc:
+        return None, [ConfigProblem(file, None, f"cannot read policy ({exc.strerror or type(exc).__name__})",
+                                    "fix the path (SLACK_PII_POLICY_FILE or --policy)")]
+    except yaml.YAMLError as exc:
+        return None, [ConfigProblem(file, None, f"not valid YAML ({yaml_error_where(exc)})", "fix the YAML syntax")]
+    if not isinstance(raw, dict):
+        return None, [ConfigProblem(file, None, f"the policy is {describe_shape(raw)}, not a mapping of sections",
+                                    "start from the shipped recognizers/policy.yaml (categories:, entities: ...)")]
+    try:
+        model = PolicyFile.model_validate(raw)
+    except ValidationError as exc:
+        return None, [ConfigProblem(file, None, message, fix) for message, fix in explain_errors(exc)]
+    problems: list[ConfigProblem] = []
+    entity_category = dict(known_entities) if isinstance(known_entities, Mapping) else None
     entities = set(known_entities) if known_entities is not None else None
     categories = set(known_categories) if known_categories is not None else None
 
-    def check_action(action: object, where: str) -> str:
-        if action not in ACTIONS:
-            problems.append(ConfigProblem(file, None, f"{where}: unknown action {action!r}", f"one of {', '.join(ACTIONS)}"))
-            return "warn"
-        return str(action)
+    def problem(key: str, message: str, fix: str) -> None:
+        problems.append(ConfigProblem(file, None, f"{key}: {message}", fix))
 
-    def parse_scope(data: dict, where: str) -> Scope:
-        scope_categories = {}
-        for name, action in (data.get("categories") or {}).items():
+    def check_scope(scope: ScopeModel, where: str) -> Scope:
+        for name, entry in scope.categories.items():
             if categories is not None and name not in categories:
-                problems.append(ConfigProblem(file, None, f"{where}categories: unknown category {name!r}",
-                                              f"one of {', '.join(sorted(categories))}"))
-            scope_categories[name] = check_action(action, f"{where}categories.{name}")
-        scope_entities = {}
-        for name, action in (data.get("entities") or {}).items():
+                problem(f"{where}categories.{name}", f"unknown category {name!r}", f"one of {', '.join(sorted(categories))}")
+            elif name in PROTECTED_CATEGORIES:
+                check_allow(entry, f"{where}categories.{name}", f"every {name.replace('_', ' ')}")
+        for name, entry in scope.entities.items():
             if entities is not None and name not in entities:
-                problems.append(ConfigProblem(file, None, f"{where}entities: unknown entity {name!r}",
-                                              "use an entity a rule in recognizers/ produces"))
-            scope_entities[name] = check_action(action, f"{where}entities.{name}")
-        thresholds = {}
-        for name, value in (data.get("thresholds") or {}).items():
-            try:
-                thresholds[name] = float(value)
-            except (TypeError, ValueError):
-                problems.append(ConfigProblem(file, None, f"{where}thresholds.{name}: not a number", "use 0.0-1.0"))
-        return Scope(scope_categories, scope_entities, thresholds)
+                problem(f"{where}entities.{name}", f"unknown entity {name!r}", "use an entity a rule in recognizers/ produces")
+            elif entity_category and entity_category.get(name) in PROTECTED_CATEGORIES:
+                check_allow(entry, f"{where}entities.{name}", f"every {name} ({entity_category[name].replace('_', ' ')})")
+        for name in scope.thresholds:
+            if name != "default" and entities is not None and name not in entities:
+                problem(f"{where}thresholds.{name}", f"unknown entity {name!r}",
+                        "use `default` or an entity a rule in recognizers/ produces")
+        return Scope({k: e.action for k, e in scope.categories.items()}, {k: e.action for k, e in scope.entities.items()},
+                     dict(scope.thresholds))
 
-    base = parse_scope(raw, "")
-    channels = {str(name): parse_scope(data or {}, f"channels.{name}.") for name, data in (raw.get("channels") or {}).items()}
-    allow = raw.get("allow") or {}
+    def check_allow(entry: Entry, key: str, what: str) -> None:
+        if entry.action == "allow" and not entry.i_know:
+            problem(key, f"`allow` lets {what} through to Slack unredacted",
+                    f"use warn, redact or block; if you mean it, write `{{action: allow, i_know: true}}`")
+
+    base = check_scope(model, "")
+    channels = {str(name): check_scope(scope, f"channels.{name}.") for name, scope in model.channels.items()}
+    if model.default_action.action == "allow" and not model.default_action.i_know:
+        for name in PROTECTED_CATEGORIES:
+            if name not in model.categories:
+                problem("default_action", f"`allow`, and categories.{name} is not set: every "
+                        f"{name.replace('_', ' ')} would go through", f"add `categories.{name}: block`, or write "
+                        "`default_action: {action: allow, i_know: true}` if you mean it")
     patterns = []
-    for pattern in allow.get("patterns") or []:
+    for index, pattern in enumerate(model.allow.patterns):
         try:
             patterns.append(re.compile(pattern))
         except re.error as exc:
-            problems.append(ConfigProblem(file, None, f"allow.patterns: bad regex {pattern!r}: {exc}", "fix the regex"))
-    redaction_raw = raw.get("redaction") or {}
-
-    def parse_redaction(data: dict, where: str) -> Redaction:
-        operator = (data or {}).get("operator", "replace")
-        if operator not in OPERATORS:
-            problems.append(ConfigProblem(file, None, f"{where}: unknown operator {operator!r}", f"one of {', '.join(OPERATORS)}"))
-            operator = "replace"
-        return Redaction(operator, int(data.get("keep_last", 4)), str(data.get("char", "•")))
-
-    redactions = {}
-    for name, data in (redaction_raw.get("entities") or {}).items():
+            problem(f"allow.patterns[{index}]", f"bad regex ({exc})", "fix the regular expression")
+    for name in model.redaction.entities:
         if entities is not None and name not in entities:
-            problems.append(ConfigProblem(file, None, f"redaction.entities: unknown entity {name!r}",
-                                          "use an entity a rule in recognizers/ produces"))
-        redactions[name] = parse_redaction(data, f"redaction.entities.{name}")
-    on_error = raw.get("on_scan_error", "block")
-    if on_error not in ("block", "forward"):
-        problems.append(ConfigProblem(file, None, f"on_scan_error: {on_error!r}", "block (fail closed) or forward"))
+            problem(f"redaction.entities.{name}", f"unknown entity {name!r}", "use an entity a rule in recognizers/ produces")
+
+    def redaction(data: RedactionModel) -> Redaction:
+        return Redaction(data.operator, data.keep_last, data.char)
+
     policy = Policy(
         base=base,
-        default_action=check_action(raw.get("default_action", "warn"), "default_action"),
+        default_action=model.default_action.action,
         channels=channels,
-        allow_values=frozenset(str(v).lower() for v in allow.get("values") or []),
+        allow_values=frozenset(v.lower() for v in model.allow.values),
         allow_patterns=tuple(patterns),
-        allow_fingerprints=frozenset(str(f) for f in allow.get("fingerprints") or []),
-        redaction_default=parse_redaction(redaction_raw.get("default") or {}, "redaction.default"),
-        redaction=redactions,
-        on_scan_error=on_error if on_error in ("block", "forward") else "block",
+        allow_fingerprints=frozenset(model.allow.fingerprints),
+        redaction_default=redaction(model.redaction.default),
+        redaction={name: redaction(data) for name, data in model.redaction.entities.items()},
+        on_scan_error=model.on_scan_error,
         version=hashlib.sha256(text.encode()).hexdigest()[:12],
         source=file,
     )

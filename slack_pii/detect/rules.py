@@ -12,10 +12,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import regex
 import yaml
+from pydantic import Field, ValidationError
 
+from slack_pii.detect.yaml_schema import StrictModel, describe_shape, explain_errors, yaml_error_where
 from slack_pii.errors import ConfigError, ConfigProblem
 from slack_pii.detect.shipped import RECOGNIZERS_DIR
 from slack_pii.detect.validators import VALIDATORS, shannon_entropy
@@ -46,6 +49,51 @@ try:  # NOTE: hyperscan is an accelerator, never a requirement: without it every
     import hyperscan
 except ImportError:  # pragma: no cover - exercised only where the wheel is missing
     hyperscan = None
+
+
+# --- the YAML's shape (checked before anything is compiled) --------------------------------------------------
+
+
+class PatternModel(StrictModel):
+    name: str = Field("", description="says the strength, e.g. 'ssn (medium)'")
+    regex: str = Field(description="a `regex`-module pattern")
+    score: float = Field(0.5, gt=0, le=1, description="confidence of a match before validator and context")
+
+
+class ExamplesModel(StrictModel):
+    match: list[str] = Field(default_factory=list, description="texts the rule must find")
+    no_match: list[str] = Field(default_factory=list, description="texts the rule must stay silent on")
+
+
+class RuleModel(StrictModel):
+    id: str = Field(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", description="stable kebab-case id (audit rows name it)")
+    entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="Presidio-style entity, e.g. US_SSN")
+    category: Literal[CATEGORIES]  # type: ignore[valid-type]
+    description: str = ""
+    patterns: list[PatternModel] = Field(min_length=1)
+    group: int | str = Field(0, description="capture group (number or name) holding the value")
+    keywords: list[str] = Field(default_factory=list, description="gate: the rule runs only if one is present")
+    context: list[str] = Field(default_factory=list, description="boost: words near a match raise its score")
+    context_required: bool = False
+    validator: str | None = None
+    min_entropy: float | None = Field(None, ge=0)
+    allow: list[str] = Field(default_factory=list, description="regexes on the value that let it through")
+    placeholders: bool | None = Field(None, description="drop documented placeholders (default: credentials)")
+    examples: ExamplesModel = Field(default_factory=ExamplesModel)
+
+
+class RulesFile(StrictModel):
+    rules: list[Any] = Field(description="the rules (each checked on its own, so one bad rule names itself)")
+
+
+def rules_schema() -> dict:
+    """JSON Schema of a rules file, for editors (`slack-pii check-config --schema rules`)."""
+    schema = RulesFile.model_json_schema()
+    schema["properties"]["rules"]["items"] = {"$ref": "#/$defs/RuleModel"}
+    schema.setdefault("$defs", {}).update(RuleModel.model_json_schema(ref_template="#/$defs/{model}")["$defs"])
+    schema["$defs"]["RuleModel"] = {k: v for k, v in RuleModel.model_json_schema(
+        ref_template="#/$defs/{model}").items() if k != "$defs"}
+    return schema
 
 
 @dataclass(frozen=True)
@@ -299,43 +347,46 @@ def _compile(expression: str, file: str, rule_id: str, problems: list[ConfigProb
         return None
 
 
-def parse_rule(raw: dict, file: str, problems: list[ConfigProblem]) -> Rule | None:
-    rule_id = str(raw.get("id") or "")
-    if not re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", rule_id):
-        problems.append(ConfigProblem(file, rule_id or None, "missing or non-kebab-case `id`",
-                                      "give every rule a stable kebab-case id"))
+def parse_rule(raw: object, file: str, problems: list[ConfigProblem]) -> Rule | None:
+    """Check one rule's shape, then compile it; every problem names the file, the rule id and the fix."""
+    rule_id = str(raw.get("id") or "") if isinstance(raw, dict) else ""
+    if not isinstance(raw, dict):
+        problems.append(ConfigProblem(file, None, f"a rule is {describe_shape(raw)}, not a mapping",
+                                      "each `- ` under `rules:` is a mapping with id, entity, category, patterns"))
+        return None
+    try:
+        model = RuleModel.model_validate(raw)
+    except ValidationError as exc:
+        shown = rule_id if re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", rule_id) else None
+        for message, fix in explain_errors(exc, "rules"):
+            if message.startswith("id:"):
+                message, fix = f"missing or non-kebab-case `id` ({message[4:]})", "give every rule a stable kebab-case id"
+            elif message.startswith("entity:") and "pattern" in message:
+                fix = "use UPPER_SNAKE_CASE, e.g. US_SSN"
+            elif message.startswith("category:"):
+                message, fix = f"unknown category {raw.get('category')!r}", f"one of {', '.join(CATEGORIES)}"
+            problems.append(ConfigProblem(file, shown, message, fix))
         return None
     before = len(problems)
-    entity = str(raw.get("entity") or "")
-    if not re.fullmatch(r"[A-Z][A-Z0-9_]*", entity):
-        problems.append(ConfigProblem(file, rule_id, f"bad `entity` {entity!r}", "use UPPER_SNAKE_CASE, e.g. US_SSN"))
-    category = raw.get("category")
-    if category not in CATEGORIES:
-        problems.append(ConfigProblem(file, rule_id, f"unknown category {category!r}", f"one of {', '.join(CATEGORIES)}"))
+    entity, category = model.entity, model.category
     patterns = []
-    for index, item in enumerate(raw.get("patterns") or []):
-        compiled = _compile(str(item.get("regex", "")), file, rule_id, problems)
-        score = float(item.get("score", 0.5))
-        if not 0 < score <= 1:
-            problems.append(ConfigProblem(file, rule_id, f"pattern {index}: score {score} outside (0, 1]", "use 0.01-1.0"))
+    for index, item in enumerate(model.patterns):
+        compiled = _compile(item.regex, file, rule_id, problems)
         if compiled is not None:
-            patterns.append(Pattern(str(item.get("name") or f"{rule_id} #{index}"), compiled, score))
-    if not patterns and len(problems) == before:
-        problems.append(ConfigProblem(file, rule_id, "no patterns", "add at least one `patterns:` entry"))
-    group = raw.get("group", 0)
+            patterns.append(Pattern(item.name or f"{rule_id} #{index}", compiled, item.score))
+    group = model.group
     for pattern in patterns:
         if isinstance(group, int) and group > pattern.regex.groups or (
             isinstance(group, str) and group not in pattern.regex.groupindex
         ):
             problems.append(ConfigProblem(file, rule_id, f"group {group!r} does not exist in {pattern.name!r}",
                                           "point `group` at a capture group of every pattern"))
-    validator = raw.get("validator")
+    validator = model.validator
     if validator and validator not in VALIDATORS:
         problems.append(ConfigProblem(file, rule_id, f"unknown validator {validator!r}",
                                       f"one of {', '.join(sorted(VALIDATORS))}"))
-    allow = [_compile(str(a), file, rule_id, problems) for a in raw.get("allow") or []]
-    context = tuple(str(c).lower() for c in raw.get("context") or [])
-    examples = raw.get("examples") or {}
+    allow = [_compile(a, file, rule_id, problems) for a in model.allow]
+    context = tuple(c.lower() for c in model.context)
     if len(problems) != before:
         return None
     return Rule(
@@ -344,17 +395,17 @@ def parse_rule(raw: dict, file: str, problems: list[ConfigProblem]) -> Rule | No
         category=category,
         patterns=tuple(patterns),
         source=file,
-        description=str(raw.get("description", "")),
+        description=model.description,
         group=group,
-        keywords=tuple(str(k).lower() for k in raw.get("keywords") or []),
+        keywords=tuple(k.lower() for k in model.keywords),
         context=context,
-        context_required=bool(raw.get("context_required", False)),
+        context_required=model.context_required,
         validator=validator,
-        min_entropy=raw.get("min_entropy"),
+        min_entropy=model.min_entropy,
         allow=tuple(a for a in allow if a is not None),
-        placeholders=bool(raw.get("placeholders", category == "credential")),
-        examples_match=tuple(str(e) for e in examples.get("match") or []),
-        examples_no_match=tuple(str(e) for e in examples.get("no_match") or []),
+        placeholders=model.placeholders if model.placeholders is not None else category == "credential",
+        examples_match=tuple(model.examples.match),
+        examples_no_match=tuple(model.examples.no_match),
         context_regex=re.compile(r"(?i)\b(" + "|".join(re.escape(c) for c in context) + r")") if context else None,
     )
 
@@ -383,11 +434,20 @@ def collect_rules(rules_dir: Path | None = None, *, check_examples: bool = True)
         text = path.read_text(encoding="utf-8")
         digest.update(path.name.encode() + b"\0" + text.encode())
         try:
-            data = yaml.load(text, Loader=_YAML_LOADER) or {}
+            data = yaml.load(text, Loader=_YAML_LOADER)
         except yaml.YAMLError as exc:
-            problems.append(ConfigProblem(str(path), None, f"not valid YAML: {exc}", "fix the YAML syntax"))
+            problems.append(ConfigProblem(str(path), None, f"not valid YAML ({yaml_error_where(exc)})", "fix the YAML syntax"))
             continue
-        for raw in data.get("rules") or []:
+        if not isinstance(data, dict):
+            problems.append(ConfigProblem(str(path), None, f"the file is {describe_shape(data)}, not a mapping with `rules:`",
+                                          "start the file with `rules:` and a list of rules under it"))
+            continue
+        try:
+            RulesFile.model_validate(data)
+        except ValidationError as exc:
+            problems += [ConfigProblem(str(path), None, message, fix) for message, fix in explain_errors(exc, "rules")]
+            continue
+        for raw in data["rules"]:
             rule = parse_rule(raw, str(path), problems)
             if rule is None:
                 continue

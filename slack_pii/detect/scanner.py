@@ -91,8 +91,8 @@ def build_scanner(settings) -> Scanner:
     return Scanner(engine, policy, Redactor(policy, key), fingerprint_key=key)
 
 
-def known_entities_for_rules(ruleset) -> list[str]:
-    """Entities the policy may name: the rules' plus the built-in phone and NER ones."""
-    from slack_pii.detect.engine import BUILTIN_ENTITIES
+def known_entities_for_rules(ruleset) -> dict[str, str]:
+    """Entities the policy may name, each with its category: the rules' plus the built-in phone and NER ones."""
+    from slack_pii.detect.engine import CATEGORY_OF_BUILTIN
 
-    return sorted(set(ruleset.entities) | set(BUILTIN_ENTITIES))
+    return dict(sorted({**CATEGORY_OF_BUILTIN, **{r.entity: r.category for r in ruleset.rules}}.items()))
