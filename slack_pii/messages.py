@@ -240,8 +240,8 @@ def history_no_token() -> str:
             "SLACK_BOT_TOKEN (xoxb-, sees the conversations the app is in)")
 
 
-def history_local_upstream(command: str) -> str:
-    return (f"{command}: SLACK_PII_UPSTREAM_URL is the built-in local sink, which keeps no conversation history; "
+def history_local_upstream() -> str:
+    return ("SLACK_PII_UPSTREAM_URL is the built-in local sink, which keeps no conversation history; "
             "set SLACK_PII_UPSTREAM_URL to https://slack.com/api/ (or a test double's /api/ URL)")
 
 

@@ -365,7 +365,7 @@ class ReportDir:
                     self.done.add(entry["key"])
                     offsets = entry["offsets"]
                     merge_stats(self.totals, entry["stats"])
-                    self.top = _keep_top(self.top + entry["top"])
+                    self.top = keep_top(self.top + entry["top"])
             os.truncate(checkpoint, good)
         if self.state.get("plan") and self.plan_path and str(self.plan_path) != self.state["plan"]:
             raise HistoryError(messages.history_other_plan(str(self.out), self.state["plan"]))
@@ -385,7 +385,7 @@ class ReportDir:
             _append(self._plan, result.plan)
         merge_stats(self.totals, result.stats)
         before = {id(t) for t in self.top}
-        self.top = _keep_top(self.top + result.top)
+        self.top = keep_top(self.top + result.top)
         entered = [t for t in self.top if id(t) not in before]  # only these can still be in the final top
         entry = {"key": result.key, "offsets": {"findings": self._findings.tell(),
                                                 "plan": self._plan.tell() if self._plan else 0},
@@ -407,7 +407,7 @@ class ReportDir:
         (self.out / STATE).write_text(json.dumps(self.state, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
-def _keep_top(entries: list[dict]) -> list[dict]:
+def keep_top(entries: list[dict]) -> list[dict]:
     return sorted(entries, key=lambda t: (t["risk"], t["channel"], t["ts"]), reverse=True)[:TOP_MESSAGES]
 
 
