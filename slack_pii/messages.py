@@ -236,7 +236,7 @@ def history_other_plan(out: str, plan: str) -> str:
 
 
 def history_no_token() -> str:
-    return ("history-scan: no token: set SLACK_USER_TOKEN (an admin's xoxp-, sees every conversation) or "
+    return ("no token: set SLACK_USER_TOKEN (an admin's xoxp-, sees every conversation) or "
             "SLACK_BOT_TOKEN (xoxb-, sees the conversations the app is in)")
 
 

@@ -194,12 +194,21 @@ class FakeWorkspace:
             return self._page(self.users, args, "members")
         if method in ("chat.update", "chat.delete"):
             return self._change(method, args, token)
+        oldest, latest = float(args.get("oldest") or 0), float(args.get("latest") or 9e18)
+        inclusive = str(args.get("inclusive")).lower() in ("true", "1")
+
+        def in_window(m: dict) -> bool:  # Slack: both ends exclusive unless inclusive
+            ts = float(m["ts"])
+            return oldest <= ts <= latest if inclusive else oldest < ts < latest
+
         history = self.messages.get(args.get("channel"), [])
         if method == "conversations.history":
-            oldest, latest = float(args.get("oldest") or 0), float(args.get("latest") or 9e18)
-            top = [m for m in history if m.get("thread_ts") in (None, m["ts"]) and oldest <= float(m["ts"]) < latest]
+            top = [m for m in history if m.get("thread_ts") in (None, m["ts"]) and in_window(m)]
             return self._page(sorted(top, key=lambda m: float(m["ts"]), reverse=True), args, "messages")
-        thread = [m for m in history if m["ts"] == args.get("ts") or m.get("thread_ts") == args.get("ts")]
+        thread = [m for m in history if (m["ts"] == args.get("ts") or m.get("thread_ts") == args.get("ts"))
+                  and in_window(m)]
+        if not any(m["ts"] == args.get("ts") for m in history):
+            return {"ok": False, "error": "thread_not_found"}
         return self._page(sorted(thread, key=lambda m: float(m["ts"])), args, "messages")
 
     @staticmethod

@@ -41,7 +41,7 @@ def cmd_history_scan(args) -> int:
     settings = load_settings(args.config, **({"ner": False} if args.no_ner else {}))
     secret = settings.slack_user_token or settings.slack_bot_token
     if secret is None:
-        print(messages.history_no_token(), file=sys.stderr)
+        print(f"history-scan: {messages.history_no_token()}", file=sys.stderr)
         return 2
     try:
         web_client(settings, "")  # a local upstream fails here, before the model loads
