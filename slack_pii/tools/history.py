@@ -178,6 +178,7 @@ class UnitResult:
     stats: dict = field(default_factory=dict)
     top: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    worker: tuple[int, float] | None = None  # (pid, peak RSS MB) of the process that scanned it
 
 
 def new_stats() -> dict:
@@ -209,40 +210,54 @@ def merge_stats(total: dict, part: dict) -> dict:
 def scan_messages(scanner, conversation: Conversation, raw_messages: Sequence[dict], options: Options,
                   key: str) -> UnitResult:
     """Scan one unit's messages in batches (one nlp.pipe per batch) and turn them into report lines and counts."""
+    return scan_units(scanner, conversation, [(key, raw_messages)], options)[0]
+
+
+def scan_units(scanner, conversation: Conversation, units: Sequence[tuple[str, Sequence[dict]]],
+               options: Options) -> list[UnitResult]:
+    """Several units of one conversation scanned together: batches span day files (a day is often a handful of
+    messages, and nlp.pipe is faster on full batches), results are split back per unit for the checkpoint."""
     started = time.perf_counter()
-    result = UnitResult(key, stats=new_stats())
-    stats = result.stats
-    todo: list[tuple[dict, dict]] = []
-    for message in raw_messages:
-        if not isinstance(message, dict):
-            continue
-        if message.get("subtype") == "message_changed" and isinstance(message.get("message"), dict):
-            message = {**message["message"], "edited": message["message"].get("edited") or {"ts": message.get("ts")}}
-        stats["messages"] += 1
-        subtype = message.get("subtype")
-        if subtype in SYSTEM_SUBTYPES:
-            _count_skip(stats, "system message (join, leave, rename)")
-            continue
-        if subtype == "message_deleted":
-            _count_skip(stats, "deleted message")
-            continue
-        if not isinstance(message.get("ts"), str):
-            _count_skip(stats, "no ts")
-            continue
-        payload = content_payload(message)
-        if not payload:
-            _count_skip(stats, "no text, blocks, attachments or file titles")
-            continue
-        todo.append((message, payload))
+    results: list[UnitResult] = []
+    todo: list[tuple[UnitResult, dict, dict]] = []
+    for key, raw_messages in units:
+        result = UnitResult(key, stats=new_stats())
+        results.append(result)
+        for message in raw_messages:
+            message = _readable(message, result.stats)
+            if message is not None:
+                todo.append((result, message, content_payload(message)))
     for start in range(0, len(todo), CHUNK_LINES):
         chunk = todo[start:start + CHUNK_LINES]
-        for (message, payload), outcome in zip(chunk, _scan_chunk(scanner, conversation, [p for _, p in chunk])):
+        for (result, message, _), outcome in zip(chunk, _scan_chunk(scanner, conversation, [p for *_, p in chunk])):
             if outcome is None:
-                _count_skip(stats, "scan failed")
+                _count_skip(result.stats, "scan failed")
                 continue
             _record(scanner, conversation, message, outcome, options, result)
-    result.seconds = time.perf_counter() - started
-    return result
+    for result in results:
+        result.seconds = (time.perf_counter() - started) / len(results)
+    return results
+
+
+def _readable(message: Any, stats: dict) -> dict | None:
+    """The message to scan (an edit's new version), or None with the reason counted."""
+    if not isinstance(message, dict):
+        return None
+    if message.get("subtype") == "message_changed" and isinstance(message.get("message"), dict):
+        message = {**message["message"], "edited": message["message"].get("edited") or {"ts": message.get("ts")}}
+    stats["messages"] += 1
+    subtype = message.get("subtype")
+    if subtype in SYSTEM_SUBTYPES:
+        _count_skip(stats, "system message (join, leave, rename)")
+    elif subtype == "message_deleted":
+        _count_skip(stats, "deleted message")
+    elif not isinstance(message.get("ts"), str):
+        _count_skip(stats, "no ts")
+    elif not content_payload(message):
+        _count_skip(stats, "no text, blocks, attachments or file titles")
+    else:
+        return message
+    return None
 
 
 def _count_skip(stats: dict, reason: str) -> None:
@@ -525,17 +540,44 @@ def poster_names(users: list[dict]) -> dict[str, str]:
 _WORKER: dict[str, Any] = {}  # set in the parent before forking: scanner, export path, options
 
 
-def _export_job(unit: Unit) -> UnitResult:
+def _export_job(units: tuple[Unit, ...]) -> list[UnitResult]:
+    """Worker side: read a few day files of one conversation and scan them together."""
     export = _WORKER.get("export")
     if export is None:  # NOTE: one zip handle per worker process; a ZipFile must not be shared across a fork
         export = _WORKER["export"] = Export(_WORKER["export_path"])
-    try:
-        day_messages = export.read_day(unit.key)
-    except (ValueError, zipfile.BadZipFile, OSError):
-        result = UnitResult(unit.key, stats=new_stats())
-        _count_skip(result.stats, "day file is not valid JSON")
-        return result
-    return scan_messages(_WORKER["scanner"], unit.conversation, day_messages, _WORKER["options"], unit.key)
+    readable, broken = [], []
+    for unit in units:
+        try:
+            readable.append((unit.key, export.read_day(unit.key)))
+        except (ValueError, zipfile.BadZipFile, OSError):
+            result = UnitResult(unit.key, stats=new_stats())
+            _count_skip(result.stats, "day file is not valid JSON")
+            broken.append(result)
+    results = scan_units(_WORKER["scanner"], units[0].conversation, readable, _WORKER["options"]) + broken
+    rss = peak_rss_mb()
+    for result in results:
+        result.worker = (os.getpid(), rss)
+    return results
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
+
+
+def jobs_of(units: list[Unit], job_bytes: int = 96 * 1024) -> list[tuple[Unit, ...]]:
+    """Consecutive day files of the same conversation, up to about `job_bytes` of JSON per job."""
+    jobs: list[tuple[Unit, ...]] = []
+    current: list[Unit] = []
+    for unit in units:
+        if current and (unit.conversation != current[0].conversation or sum(u.size for u in current) >= job_bytes):
+            jobs.append(tuple(current))
+            current = []
+        current.append(unit)
+    if current:
+        jobs.append(tuple(current))
+    return jobs
 
 
 @dataclass
@@ -567,23 +609,31 @@ def plan_export(export: Export, filters: Filters, done: set[str], names: bool) -
     return Plan(units, seen, skipped, done_count, total)
 
 
-def run_units(job: Callable[[Unit], UnitResult], units: list[Unit], report: ReportDir, workers: int,
-              progress: Callable[[Unit, UnitResult], None] | None = None) -> None:
-    """Scan units on `workers` forked processes (the scanner was built before the fork) and commit each."""
-    if workers > 1 and len(units) > 1:
-        context = multiprocessing.get_context("fork")
-        by_key = {u.key: u for u in units}
-        with context.Pool(workers) as pool:
-            for result in pool.imap_unordered(job, units, chunksize=1):
-                report.commit(result)
-                if progress:
-                    progress(by_key[result.key], result)
-    else:
-        for unit in units:
-            result = job(unit)
+def run_units(job: Callable[[tuple[Unit, ...]], list[UnitResult]], units: list[Unit], report: ReportDir,
+              workers: int, progress: Callable[[Unit, UnitResult], None] | None = None) -> dict[int, float]:
+    """Scan units in jobs on `workers` forked processes (the scanner was built before the fork) and commit each
+    unit; returns the peak RSS (MB) of each process that scanned."""
+    by_key = {u.key: u for u in units}
+    peaks: dict[int, float] = {}
+    jobs = jobs_of(units)
+
+    def commit(results: list[UnitResult]) -> None:
+        for result in results:
             report.commit(result)
+            if result.worker:
+                peaks[result.worker[0]] = max(peaks.get(result.worker[0], 0.0), result.worker[1])
             if progress:
-                progress(unit, result)
+                progress(by_key[result.key], result)
+
+    if workers > 1 and len(jobs) > 1:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(workers) as pool:
+            for results in pool.imap_unordered(job, jobs, chunksize=1):
+                commit(results)
+    else:
+        for one in jobs:
+            commit(job(one))
+    return peaks
 
 
 def run_export_scan(scanner, export_path: Path, out: Path, *, workers: int = 1, filters: Filters = Filters(),
@@ -601,12 +651,14 @@ def run_export_scan(scanner, export_path: Path, out: Path, *, workers: int = 1, 
         options = Options(workspace_url=workspace_url, team_id=team_of(users), plan=plan_path is not None)
         _WORKER.update(scanner=scanner, export_path=export_path, options=options, export=None)
         with Progress(work.units, report, show_progress, stderr) as bar:
-            run_units(_export_job, work.units, report, workers, bar.advance)
+            peaks = run_units(_export_job, work.units, report, workers, bar.advance)
         seconds = time.perf_counter() - started
         run = {"started": datetime.fromtimestamp(started_at, timezone.utc).isoformat(timespec="seconds"),
                "seconds": round(seconds, 2), "units_scanned": len(work.units), "units_resumed": work.done_files,
                "units_total": work.total_files, "skipped_units": work.skipped_files, "workers": workers,
-               "filters": filters.describe(), "source": "export", "config_version": scanner.config_version}
+               "filters": filters.describe(), "source": "export", "config_version": scanner.config_version,
+               "messages": bar.messages, "messages_per_s": round(bar.messages / max(seconds, 1e-6), 1),
+               "peak_rss_mb": {"parent": peak_rss_mb(), "workers": sorted(peaks.values(), reverse=True)}}
         report.record_run(run, work.conversations, poster_names(users) if names else {})
     finally:
         report.close()
