@@ -178,7 +178,7 @@ class UnitResult:
     stats: dict = field(default_factory=dict)
     top: list[dict] = field(default_factory=list)
     seconds: float = 0.0
-    worker: tuple[int, float] | None = None  # (pid, peak RSS MB) of the process that scanned it
+    worker: tuple[int, float, float] | None = None  # (pid, peak RSS MB, CPU s so far) of the process that scanned it
 
 
 def new_stats() -> dict:
@@ -320,7 +320,10 @@ def _record(scanner, conversation: Conversation, message: dict, outcome, options
             "bot_id": message.get("bot_id"), "action": PLAN_ACTION[outcome.verdict], "verdict": outcome.verdict,
             "entities": sorted({a.finding.entity_type for a in acted}),
             "rules": sorted({a.finding.rule for a in acted}), "external": external, "permalink": link}))
-    result.top.append({"risk": list(risk(outcome)), "channel": conversation.id, "ts": ts, "day": day,
+    rank = list(risk(outcome))
+    if len(result.top) >= TOP_MESSAGES and rank <= result.top[-1]["risk"]:
+        return  # cannot make this unit's top, so it cannot make the report's: no excerpt to build
+    result.top.append({"risk": rank, "channel": conversation.id, "ts": ts, "day": day,
                        "user": who, "verdict": outcome.verdict, "permalink": link,
                        "entities": sorted({a.finding.entity_type for a in acted}),
                        "excerpt": excerpt(scanner, outcome)})
@@ -554,10 +557,18 @@ def _export_job(units: tuple[Unit, ...]) -> list[UnitResult]:
             _count_skip(result.stats, "day file is not valid JSON")
             broken.append(result)
     results = scan_units(_WORKER["scanner"], units[0].conversation, readable, _WORKER["options"]) + broken
-    rss = peak_rss_mb()
+    rss, cpu = peak_rss_mb(), cpu_seconds()
     for result in results:
-        result.worker = (os.getpid(), rss)
+        result.worker = (os.getpid(), rss, cpu)
     return results
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) this process has used so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_mb() -> float:
@@ -610,18 +621,20 @@ def plan_export(export: Export, filters: Filters, done: set[str], names: bool) -
 
 
 def run_units(job: Callable[[tuple[Unit, ...]], list[UnitResult]], units: list[Unit], report: ReportDir,
-              workers: int, progress: Callable[[Unit, UnitResult], None] | None = None) -> dict[int, float]:
+              workers: int, progress: Callable[[Unit, UnitResult], None] | None = None) -> dict[int, tuple]:
     """Scan units in jobs on `workers` forked processes (the scanner was built before the fork) and commit each
-    unit; returns the peak RSS (MB) of each process that scanned."""
+    unit; returns (peak RSS MB, CPU s) of each process that scanned."""
     by_key = {u.key: u for u in units}
-    peaks: dict[int, float] = {}
+    peaks: dict[int, tuple] = {}
     jobs = jobs_of(units)
 
     def commit(results: list[UnitResult]) -> None:
         for result in results:
             report.commit(result)
             if result.worker:
-                peaks[result.worker[0]] = max(peaks.get(result.worker[0], 0.0), result.worker[1])
+                pid, rss, cpu = result.worker
+                seen = peaks.get(pid, (0.0, 0.0))
+                peaks[pid] = (max(seen[0], rss), max(seen[1], cpu))
             if progress:
                 progress(by_key[result.key], result)
 
@@ -642,7 +655,7 @@ def run_export_scan(scanner, export_path: Path, out: Path, *, workers: int = 1, 
     """Scan an export into `out` (resuming what a previous run committed) and write the report files."""
     from slack_pii.tools.history_report import write_report
 
-    started_at, started = time.time(), time.perf_counter()
+    started_at, started, cpu_before = time.time(), time.perf_counter(), cpu_seconds()
     export = Export(export_path)
     report = ReportDir(out, str(export_path.resolve()), plan_path).open()
     try:
@@ -658,7 +671,12 @@ def run_export_scan(scanner, export_path: Path, out: Path, *, workers: int = 1, 
                "units_total": work.total_files, "skipped_units": work.skipped_files, "workers": workers,
                "filters": filters.describe(), "source": "export", "config_version": scanner.config_version,
                "messages": bar.messages, "messages_per_s": round(bar.messages / max(seconds, 1e-6), 1),
-               "peak_rss_mb": {"parent": peak_rss_mb(), "workers": sorted(peaks.values(), reverse=True)}}
+               "peak_rss_mb": {"parent": peak_rss_mb(), "workers": sorted((p[0] for p in peaks.values()),
+                                                                          reverse=True)},
+               # NOTE: CPU seconds spent scanning (workers, or this process since the run began): on a shared
+               # machine msgs/s measures the share of the cores we got; msgs per CPU second does not
+               "cpu_s": round(sum(cpu - (cpu_before if pid == os.getpid() else 0.0)
+                                  for pid, (_, cpu) in peaks.items()), 2)}
         report.record_run(run, work.conversations, poster_names(users) if names else {})
     finally:
         report.close()
