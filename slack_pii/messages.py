@@ -231,8 +231,10 @@ def history_other_source(out: str, source: str) -> str:
             "for a different one")
 
 
-def history_other_plan(out: str, plan: str) -> str:
-    return f"{out}: this scan writes its plan to {plan}; pass that --plan to resume, or a new --out"
+def history_other_plan(out: str, plan: str | None) -> str:
+    if plan is None:
+        return f"{out}: this scan was started without --plan; resume it without one, or pass a new --out"
+    return f"{out}: this scan writes its plan to {plan}; pass --plan {plan} to resume, or a new --out"
 
 
 def history_no_token() -> str:

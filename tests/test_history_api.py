@@ -120,3 +120,21 @@ def test_history_scan_refuses_the_local_sink_and_a_missing_token_in_one_line(tmp
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "SLACK_PII_UPSTREAM_URL is the built-in local sink" in err
     assert "xoxp-1" not in err
+
+
+async def test_pacer_spaces_calls_of_a_method_by_its_tier_budget():
+    from slack_pii.tools.history_api import Pacer
+    from tests.factories import Clock
+
+    clock, slept = Clock(100.0), []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 3))
+        clock.now += seconds
+
+    pacer = Pacer({"conversations.history": 50}, clock=clock, sleep=sleep)
+    await pacer.wait("conversations.history")
+    clock.now += 0.5
+    await pacer.wait("conversations.history")  # 1.2 s apart at 50 per minute: waits the 0.7 s left
+    await pacer.wait("users.info")  # no budget named: never waits
+    assert slept == [0.7]

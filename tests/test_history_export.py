@@ -174,3 +174,22 @@ def test_a_path_that_is_not_an_export_is_one_line_naming_it(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "notes.txt: not a Slack workspace export (not a zip file)" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_resumed_scan_keeps_its_source_and_its_plan(tmp_path):
+    from slack_pii.tools.history import HistoryError, ReportDir, UnitResult, new_stats
+
+    out, plan = tmp_path / "r", tmp_path / "plan.jsonl"
+    report = ReportDir(out, "/exports/acme.zip", plan).open()
+    report.commit(UnitResult("general/2024-04-01.json", findings=['{"id": 1}'], plan=['{"ts": "1"}'],
+                             stats=new_stats()))
+    report.close()  # killed here: no run recorded, but the folder already names its source and plan
+    with pytest.raises(HistoryError, match="holds a scan of /exports/acme.zip"):
+        ReportDir(out, "/exports/other.zip", plan).open()
+    with pytest.raises(HistoryError, match=f"pass --plan {plan} to resume"):
+        ReportDir(out, "/exports/acme.zip", None).open()
+    resumed = ReportDir(out, "/exports/acme.zip", plan).open()
+    assert resumed.done == {"general/2024-04-01.json"}
+    resumed.commit(UnitResult("general/2024-04-01.json", findings=['{"id": 1}'], stats=new_stats()))  # no twice
+    resumed.close()
+    assert (out / "findings.jsonl").read_text() == '{"id": 1}\n' and plan.read_text() == '{"ts": "1"}\n'

@@ -385,10 +385,11 @@ class ReportDir:
                     merge_stats(self.totals, entry["stats"])
                     self.top = keep_top(self.top + entry["top"])
             os.truncate(checkpoint, good)
-        if self.state.get("plan") and self.plan_path and str(self.plan_path) != self.state["plan"]:
-            raise HistoryError(messages.history_other_plan(str(self.out), self.state["plan"]))
-        if self.plan_path:
-            self.state["plan"] = str(self.plan_path)
+        plan = str(self.plan_path) if self.plan_path else None
+        if self.done and self.state.get("plan") != plan:  # a plan must cover the whole scan, or not exist
+            raise HistoryError(messages.history_other_plan(str(self.out), self.state.get("plan")))
+        self.state["plan"] = plan
+        self._save_state()  # before any finding: a killed first run still names its source and plan
         self._findings = _open_at(self.findings_path, offsets["findings"])
         if self.plan_path:
             self._plan = _open_at(self.plan_path, offsets.get("plan", 0))
@@ -422,7 +423,12 @@ class ReportDir:
         self.state["runs"].append(run)
         self.state.setdefault("conversations", {}).update(conversations)
         self.state["posters"] = posters
-        (self.out / STATE).write_text(json.dumps(self.state, ensure_ascii=False, indent=1), encoding="utf-8")
+        self._save_state()
+
+    def _save_state(self) -> None:
+        temporary = self.out / (STATE + ".tmp")
+        temporary.write_text(json.dumps(self.state, ensure_ascii=False, indent=1), encoding="utf-8")
+        temporary.replace(self.out / STATE)
 
 
 def keep_top(entries: list[dict]) -> list[dict]:

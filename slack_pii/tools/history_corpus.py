@@ -15,7 +15,7 @@ import argparse
 import json
 import random
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 TEAM, OTHER_TEAM = "T0ACME0001", "T0GLOBEX01"
@@ -169,11 +169,6 @@ def _corpus_texts(count: int, seed: int) -> list[str]:
 def zip_export(folder: Path, target: Path) -> Path:
     """The export as the .zip Slack hands out (files at the top of the archive)."""
     return Path(shutil.make_archive(str(target.with_suffix("")), "zip", root_dir=folder))
-
-
-def iter_placed(manifest: dict) -> Iterator[tuple[str, str]]:
-    for place in manifest["placed"]:
-        yield place["channel"], place["ts"]
 
 
 def main(argv: list[str] | None = None) -> int:

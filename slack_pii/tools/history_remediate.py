@@ -23,7 +23,7 @@ from typing import ClassVar
 from slack_pii import messages
 from slack_pii.store.audit import AuditEvent
 from slack_pii.tools.history import HistoryError, content_payload
-from slack_pii.tools.history_api import Pacer, Reader
+from slack_pii.tools.history_api import Reader
 
 WRITE_PER_MINUTE = {"chat.update": 50, "chat.delete": 50, "conversations.history": 50, "conversations.replies": 50}
 ACTIONS = ("redact", "delete")
