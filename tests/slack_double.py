@@ -187,7 +187,8 @@ class FakeWorkspace:
         if scripted is not None:
             return scripted
         if method == "auth.test":
-            return {"ok": True, "team_id": self.team, "url": "https://acme.slack.com/", "user_id": self.tokens.get(token)}
+            return {"ok": True, "team_id": self.team, "url": "https://acme.slack.com/",
+                    "user_id": self.tokens.get(token)}
         if method == "conversations.list":
             return self._page(self.channels, args, "channels")
         if method == "users.list":
@@ -203,7 +204,8 @@ class FakeWorkspace:
 
         history = self.messages.get(args.get("channel"), [])
         if method == "conversations.history":
-            top = [m for m in history if m.get("thread_ts") in (None, m["ts"]) and in_window(m)]
+            top = [m for m in history if in_window(m) and (m.get("thread_ts") in (None, m["ts"])
+                                                           or m.get("subtype") == "thread_broadcast")]
             return self._page(sorted(top, key=lambda m: float(m["ts"]), reverse=True), args, "messages")
         thread = [m for m in history if (m["ts"] == args.get("ts") or m.get("thread_ts") == args.get("ts"))
                   and in_window(m)]

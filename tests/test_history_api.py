@@ -46,6 +46,9 @@ def workspace() -> tuple[FakeWorkspace, dict[tuple[str, str], str]]:
     parent.update(thread_ts=parent["ts"], reply_count=60)
     for _ in range(60):
         post("C0GENERAL1", "U0000001", thread=parent["ts"])
+    broadcast = messages["C0GENERAL1"][-1]  # "also send to #general": in history and in its thread
+    broadcast.update(subtype="thread_broadcast", text=f"card {CARD} for the refund")
+    planted[("C0GENERAL1", broadcast["ts"])] = "CREDIT_CARD"
     for channel in ("G0PRIVATE1", "D0DIRECT01", "C0RANDOM01"):
         for _ in range(12):
             post(channel, "U0000002")

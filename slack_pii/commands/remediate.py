@@ -16,7 +16,8 @@ def register(subparsers) -> None:
         "author's). Without --apply nothing is called: it lists what would happen. Finished items go to "
         "PLAN.done, so running it again never acts twice; messages it cannot change are listed every run "
         "(exit 1).")
-    parser.add_argument("plan", type=Path, metavar="PLAN", help="remediation.jsonl from export-scan/history-scan --plan")
+    parser.add_argument("plan", type=Path, metavar="PLAN",
+                        help="remediation.jsonl from export-scan/history-scan --plan")
     parser.add_argument("--apply", action="store_true", help="really edit and delete (default: dry run)")
     parser.add_argument("--per-minute", type=int, default=50, help="most chat.update/chat.delete calls per minute "
                         "(Slack's Tier 3 is about 50)")

@@ -467,7 +467,7 @@ class Export:
             except zipfile.BadZipFile:
                 raise HistoryError(messages.history_not_export(str(path), "not a zip file")) from None
             names = self._zip.namelist()
-            tops = [n for n in names if PurePosixPath(n).name == "users.json" or PurePosixPath(n).name in METADATA_FILES]
+            tops = [n for n in names if PurePosixPath(n).name in ("users.json", *METADATA_FILES)]
             if tops:
                 self.prefix = str(PurePosixPath(min(tops, key=len)).parent).lstrip(".")
                 self.prefix = self.prefix + "/" if self.prefix else ""

@@ -109,14 +109,16 @@ async def scan_conversation(reader: Reader, scanner, conversation: Conversation,
     key = f"api:{conversation.id}"
     unit = UnitResult(key, stats=new_stats())
     started = time.perf_counter()
+    seen: set[str] = set()  # NOTE: a reply "also sent to the channel" is in history and in its thread: scan it once
     async for listed in reader.pages("conversations.history", "messages", channel=conversation.id, limit=page,
                                      **window):
-        batch = list(listed)
+        batch = []
         for message in listed:
+            batch += _unseen([message], seen)
             if message.get("reply_count") and message.get("thread_ts") == message.get("ts"):
                 async for replies in reader.pages("conversations.replies", "messages", channel=conversation.id,
                                                   ts=message["ts"], limit=page):
-                    batch += [r for r in replies if r.get("ts") != message["ts"]]
+                    batch += _unseen(replies, seen)
         part = scan_messages(scanner, conversation, batch, options, key)
         unit.findings += part.findings
         unit.plan += part.plan
@@ -124,6 +126,12 @@ async def scan_conversation(reader: Reader, scanner, conversation: Conversation,
         unit.top = keep_top(unit.top + part.top)
     unit.seconds = time.perf_counter() - started
     return unit
+
+
+def _unseen(listed: list[dict], seen: set[str]) -> list[dict]:
+    fresh = [m for m in listed if m.get("ts") not in seen]
+    seen.update(m.get("ts") for m in fresh)
+    return fresh
 
 
 async def run_history_scan(scanner, settings, out: Path, *, token: str, filters: Filters = Filters(),

@@ -31,7 +31,8 @@ def summary_rows(totals: dict, state: dict) -> list[dict]:
              "findings": ""} for name in ("messages", "scanned", "with_findings", "findings", "edited", "replies",
                                           "bots", "files")]
     for reason, n in sorted(totals["skipped"].items()):
-        rows.append({"dimension": "skipped", "key": reason, "messages": n, "messages_with_findings": "", "findings": ""})
+        rows.append({"dimension": "skipped", "key": reason, "messages": n, "messages_with_findings": "",
+                     "findings": ""})
     for verdict, n in sorted(totals["verdicts"].items()):
         rows.append({"dimension": "verdict", "key": verdict, "messages": "", "messages_with_findings": n,
                      "findings": ""})
