@@ -117,3 +117,16 @@ async def test_remediate_dry_run_then_apply_once_even_when_run_twice(double, sca
                  *(tmp_path / "report").iterdir()]:
         data = path.read_bytes()
         assert not any(value.encode() in data for value in RAW + ["xoxp-author1"]), path.name
+
+
+def test_a_bad_plan_is_one_line_naming_the_file_line_and_fix(tmp_path, monkeypatch, capsys):
+    from slack_pii.cli import main
+
+    monkeypatch.setenv("SLACK_PII_DATA_DIR", str(tmp_path / "data"))
+    plan = tmp_path / "remediation.jsonl"
+    plan.write_text('{"channel": "C1", "ts": "1.0", "action": "redact"}\n{"channel": "C1", "ts": "2.0", '
+                    '"action": "shred"}\n')
+    assert main(["remediate", str(plan)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{plan}: line 2: unknown action 'shred'" in err and "--plan" in err
+    assert not (tmp_path / "data").exists()  # nothing was created for a plan that does not parse

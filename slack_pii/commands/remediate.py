@@ -50,6 +50,7 @@ def _line(outcome) -> None:
 
 async def _run(settings, args):
     from slack_pii import messages
+    from slack_pii.detect.scanner import build_scanner
     from slack_pii.store.sqlite import Store
     from slack_pii.tools.history import HistoryError
     from slack_pii.tools.history_api import Pacer, Reader, web_client
@@ -64,12 +65,12 @@ async def _run(settings, args):
             raise HistoryError(messages.history_no_token())
         per_minute = {**WRITE_PER_MINUTE, "chat.update": args.per_minute, "chat.delete": args.per_minute}
         reader = Reader(web_client(settings, reading), Pacer(per_minute))
-    key = settings.key_bytes()
-    store = await Store.open(settings.database_path, key) if settings.database_path.exists() or args.apply else None
+    store, key = None, b""
+    if args.apply or settings.database_path.exists():  # a dry run on a fresh data_dir creates nothing
+        key = settings.key_bytes()
+        store = await Store.open(settings.database_path, key)
     try:
         tokens = Tokens(store.user_token if store else _no_token, admin)
-        from slack_pii.detect.scanner import build_scanner
-
         scanner = build_scanner(settings) if args.apply else None
         return await remediate(scanner, args.plan, reader=reader, tokens=tokens, apply=args.apply, store=store,
                                key=key, report=_line)
