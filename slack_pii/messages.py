@@ -220,3 +220,40 @@ def allow_list_refresh_failed(error: str, then: str) -> str:
 
 def sighup_unavailable() -> str:
     return "SIGHUP reload not available in this process"
+
+
+# --- history scans and remediation (export-scan, history-scan, remediate) -------------------------------------
+
+
+def history_not_export(path: str, why: str) -> str:
+    return (f"{path}: not a Slack workspace export ({why}); point EXPORT at the .zip an admin downloads "
+            "(Workspace settings > Import/Export Data) or at its unpacked folder")
+
+
+def history_other_source(out: str, source: str) -> str:
+    return (f"{out}: this report folder holds a scan of {source}; resume with that source, or pass a new --out "
+            "for a different one")
+
+
+def history_other_plan(out: str, plan: str | None) -> str:
+    if plan is None:
+        return f"{out}: this scan was started without --plan; resume it without one, or pass a new --out"
+    return f"{out}: this scan writes its plan to {plan}; pass --plan {plan} to resume, or a new --out"
+
+
+def history_no_token() -> str:
+    return ("no token: set SLACK_USER_TOKEN (an admin's xoxp-, sees every conversation) or "
+            "SLACK_BOT_TOKEN (xoxb-, sees the conversations the app is in)")
+
+
+def history_local_upstream() -> str:
+    return ("SLACK_PII_UPSTREAM_URL is the built-in local sink, which keeps no conversation history; "
+            "set SLACK_PII_UPSTREAM_URL to https://slack.com/api/ (or a test double's /api/ URL)")
+
+
+def history_api_failed(method: str, error: str) -> str:
+    return f"{method} failed: {error}"
+
+
+def remediation_plan_unreadable(path: str, line: int, why: str) -> str:
+    return f"{path}: line {line}: {why}; regenerate the plan with `slack-pii export-scan ... --plan {path}`"

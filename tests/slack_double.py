@@ -82,6 +82,7 @@ class SlackDouble:
         self._ts = itertools.count(1)
         self._hang = asyncio.Event()
         self.base_url = ""
+        self.workspace: FakeWorkspace | None = None  # serves conversations.*, chat.update/delete when set
         app = web.Application(client_max_size=1024 ** 3)
         app.router.add_route("POST", "/api/{method}", self._api)
         app.router.add_route("GET", "/api/{method}", self._api)
@@ -147,12 +148,98 @@ class SlackDouble:
         if method.startswith("chat."):
             default = {"ok": True, "channel": args.get("channel"), "ts": ts,
                        "message": {"type": "message", "text": args.get("text", ""), "ts": ts}}
+        if self.workspace is not None and method in self.workspace.methods:
+            answer = self.workspace.handle(method, args, recorded.headers.get("Authorization", "")[7:])
+            if isinstance(answer, Reply):  # a scripted failure from the workspace (a 429 mid-way)
+                self._replies[method].appendleft(answer)
+            else:
+                default = answer
         return await self._reply(method, default)
 
     async def _hook(self, request: web.Request) -> web.StreamResponse:
         await self._record(request, "webhook")
         return await self._reply("webhook", "ok")
 
+
+
+class FakeWorkspace:
+    """Conversations and their messages behind the double: conversations.list/history/replies with cursor pages
+    (`limit`), users.list, auth.test, and chat.update/chat.delete that change what history returns.
+
+    `tokens` maps a token to the user it belongs to ("admin" may delete anything, as Slack lets admins do);
+    chat.update by anyone but the author answers cant_update_message, as Slack does. `fail` scripts a reply for
+    the n-th call of a method (1-based), e.g. `{("conversations.history", 2): Reply(429, headers=...)}`.
+    """
+
+    methods = frozenset({"auth.test", "conversations.list", "conversations.history", "conversations.replies",
+                         "users.list", "chat.update", "chat.delete"})
+
+    def __init__(self, channels: list[dict], messages: dict[str, list[dict]], users: list[dict] | None = None,
+                 tokens: dict[str, str] | None = None, team: str = "T0ACME0001"):
+        self.channels, self.messages, self.users = channels, messages, users or []
+        self.tokens, self.team = tokens or {}, team
+        self.fail: dict[tuple[str, int], Reply] = {}
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def handle(self, method: str, args: dict[str, Any], token: str) -> dict | Reply:
+        self.calls[method] += 1
+        scripted = self.fail.get((method, self.calls[method]))
+        if scripted is not None:
+            return scripted
+        if method == "auth.test":
+            return {"ok": True, "team_id": self.team, "url": "https://acme.slack.com/",
+                    "user_id": self.tokens.get(token)}
+        if method == "conversations.list":
+            return self._page(self.channels, args, "channels")
+        if method == "users.list":
+            return self._page(self.users, args, "members")
+        if method in ("chat.update", "chat.delete"):
+            return self._change(method, args, token)
+        oldest, latest = float(args.get("oldest") or 0), float(args.get("latest") or 9e18)
+        inclusive = str(args.get("inclusive")).lower() in ("true", "1")
+
+        def in_window(m: dict) -> bool:  # Slack: both ends exclusive unless inclusive
+            ts = float(m["ts"])
+            return oldest <= ts <= latest if inclusive else oldest < ts < latest
+
+        history = self.messages.get(args.get("channel"), [])
+        if method == "conversations.history":
+            top = [m for m in history if in_window(m) and (m.get("thread_ts") in (None, m["ts"])
+                                                           or m.get("subtype") == "thread_broadcast")]
+            return self._page(sorted(top, key=lambda m: float(m["ts"]), reverse=True), args, "messages")
+        thread = [m for m in history if (m["ts"] == args.get("ts") or m.get("thread_ts") == args.get("ts"))
+                  and in_window(m)]
+        if not any(m["ts"] == args.get("ts") for m in history):
+            return {"ok": False, "error": "thread_not_found"}
+        return self._page(sorted(thread, key=lambda m: float(m["ts"])), args, "messages")
+
+    @staticmethod
+    def _page(items: list, args: dict[str, Any], key: str) -> dict:
+        start, limit = int(args.get("cursor") or 0), int(args.get("limit") or 100)
+        more = start + limit < len(items)
+        return {"ok": True, key: items[start:start + limit], "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
+    def _change(self, method: str, args: dict[str, Any], token: str) -> dict:
+        history = self.messages.get(args.get("channel"), [])
+        found = [m for m in history if m["ts"] == args.get("ts")]
+        if not found:
+            return {"ok": False, "error": "message_not_found"}
+        who, message = self.tokens.get(token), found[0]
+        if who is None:
+            return {"ok": False, "error": "invalid_auth"}
+        if method == "chat.delete":
+            if who not in ("admin", message.get("user")):
+                return {"ok": False, "error": "cant_delete_message"}
+            history.remove(message)
+            return {"ok": True, "channel": args["channel"], "ts": message["ts"]}
+        if who != message.get("user"):
+            return {"ok": False, "error": "cant_update_message"}
+        for name in ("text", "blocks", "attachments"):
+            if name in args:
+                message[name] = args[name]
+        message["edited"] = {"user": who, "ts": "1800000000.000000"}
+        return {"ok": True, "channel": args["channel"], "ts": message["ts"], "text": message.get("text", "")}
 
 
 async def start_proxy(settings, scanner):
