@@ -172,6 +172,8 @@ def redact_everything(scanner, outcome) -> dict:
 
 @dataclass
 class UnitResult:
+    """One unit's share of the report: lines to append and counts to add, committed together or not at all."""
+
     key: str
     findings: list[str] = field(default_factory=list)  # findings.jsonl lines
     plan: list[str] = field(default_factory=list)  # remediation plan lines
@@ -223,10 +225,10 @@ def scan_units(scanner, conversation: Conversation, units: Sequence[tuple[str, S
     for key, raw_messages in units:
         result = UnitResult(key, stats=new_stats())
         results.append(result)
-        for message in raw_messages:
-            message = _readable(message, result.stats)
-            if message is not None:
-                todo.append((result, message, content_payload(message)))
+        for raw in raw_messages:
+            readable = _readable(raw, result.stats)
+            if readable is not None:
+                todo.append((result, *readable))
     for start in range(0, len(todo), CHUNK_LINES):
         chunk = todo[start:start + CHUNK_LINES]
         for (result, message, _), outcome in zip(chunk, _scan_chunk(scanner, conversation, [p for *_, p in chunk])):
@@ -239,8 +241,8 @@ def scan_units(scanner, conversation: Conversation, units: Sequence[tuple[str, S
     return results
 
 
-def _readable(message: Any, stats: dict) -> dict | None:
-    """The message to scan (an edit's new version), or None with the reason counted."""
+def _readable(message: Any, stats: dict) -> tuple[dict, dict] | None:
+    """The message to scan (an edit's new version) and what it shows, or None with the reason counted."""
     if not isinstance(message, dict):
         return None
     if message.get("subtype") == "message_changed" and isinstance(message.get("message"), dict):
@@ -253,10 +255,10 @@ def _readable(message: Any, stats: dict) -> dict | None:
         _count_skip(stats, "deleted message")
     elif not isinstance(message.get("ts"), str):
         _count_skip(stats, "no ts")
-    elif not content_payload(message):
+    elif not (payload := content_payload(message)):
         _count_skip(stats, "no text, blocks, attachments or file titles")
     else:
-        return message
+        return message, payload
     return None
 
 
@@ -334,7 +336,7 @@ def excerpt(scanner, outcome) -> str:
     """The message's visible text with every finding replaced, cut to EXCERPT_CHARS."""
     edits = redact_everything(scanner, outcome)
     parts = [edits.get(s.path, s.text) for s in outcome.segments]
-    text = " · ".join(p.strip() for p in parts if p.strip())
+    text = " · ".join(dict.fromkeys(p.strip() for p in parts if p.strip()))  # blocks often repeat the text
     return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "…"
 
 
@@ -598,7 +600,7 @@ def jobs_of(units: list[Unit], job_bytes: int = 96 * 1024) -> list[tuple[Unit, .
 
 
 @dataclass
-class Plan:
+class ExportWork:
     """What an export scan will do: the units left, and what was skipped before scanning."""
 
     units: list[Unit]
@@ -608,7 +610,7 @@ class Plan:
     total_files: int
 
 
-def plan_export(export: Export, filters: Filters, done: set[str], names: bool) -> Plan:
+def plan_export(export: Export, filters: Filters, done: set[str], names: bool) -> ExportWork:
     by_folder = export.conversations()
     units, skipped, seen, done_count, total = [], {}, {}, 0, 0
     for folder, day, name, size in export.day_files():
@@ -623,7 +625,7 @@ def plan_export(export: Export, filters: Filters, done: set[str], names: bool) -
             done_count += 1
             continue
         units.append(Unit(name, conversation, size, day))
-    return Plan(units, seen, skipped, done_count, total)
+    return ExportWork(units, seen, skipped, done_count, total)
 
 
 def run_units(job: Callable[[tuple[Unit, ...]], list[UnitResult]], units: list[Unit], report: ReportDir,
