@@ -16,6 +16,7 @@ import yaml
 
 from slack_pii.errors import ConfigError, ConfigProblem
 from slack_pii.detect.findings import Finding
+from slack_pii.detect.files_policy import FilePolicy, parse_file_policy
 from slack_pii.detect.shipped import RECOGNIZERS_DIR
 
 ACTIONS = ("allow", "warn", "redact", "block")
@@ -53,6 +54,7 @@ class Policy:
     on_scan_error: str = "block"
     version: str = ""
     source: str = ""
+    files: FilePolicy = FilePolicy()
 
     def redaction_for(self, entity: str) -> Redaction:
         return self.redaction.get(entity, self.redaction_default)
@@ -227,5 +229,6 @@ def collect_policy(path: Path | None = None, known_entities: Iterable[str] | Non
         on_scan_error=on_error if on_error in ("block", "forward") else "block",
         version=hashlib.sha256(text.encode()).hexdigest()[:12],
         source=file,
+        files=parse_file_policy(raw.get("files"), file, problems, ACTIONS),
     )
     return policy, problems
