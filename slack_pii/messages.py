@@ -276,3 +276,27 @@ def file_blocked_detail(entity_types: Iterable[str], rule_ids: Iterable[str]) ->
 
 def file_refused_detail(reason: str) -> str:
     return f"File not uploaded: {reason}"
+
+
+def file_refused_earlier(reason: str) -> str:
+    return f"File not shared: its upload was refused ({reason}). Fix the file and upload it again."
+
+
+def upload_url_invalid() -> str:
+    return ("this upload URL is unknown, already used, expired or for another file; call "
+            "files.getUploadURLExternal again (SLACK_PII_FILE_UPLOAD_TTL_SECONDS)")
+
+
+def upload_url_untrusted() -> str:
+    return "the upstream answered an upload_url that is neither on *.slack.com nor on the upstream's host"
+
+
+def upload_renew_failed() -> str:
+    return "could not get an upload URL for the redacted file's new length from the upstream"
+
+
+def file_scanned(method: str, file_type: str, size: int, action: str, entities: dict[str, int], error: str,
+                 latency_ms: float) -> str:
+    found = ", ".join(f"{entity}={count}" for entity, count in sorted(entities.items())) or "none"
+    return (f"file via {method}: {file_type}, {size} bytes: {action} (findings: {found}"
+            + (f"; {error}" if error else "") + f"), {latency_ms:.1f} ms")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import io
+import itertools
 import re
 import shutil
 import subprocess
@@ -546,85 +547,109 @@ def wants_ner(policy) -> bool:
 
 
 def scan_file(scanner, name: str, data: bytes, limits: FileLimits, *, channel_id: str | None = None) -> FileOutcome:
-    """Read, scan and decide one file with the scanner's engine and policy (call it off the event loop)."""
-    rules: FilePolicy = scanner.policy.files
-    try:
-        extracted = extract(name, data, limits, ner=scanner.engine.ner_enabled and wants_ner(scanner.policy),
-                            max_bytes=rules.max_bytes)
-        return _scan_chunks(scanner, extracted, len(data), rules, channel_id)
-    except FileRejected as exc:
-        verdict = rules.unreadable if exc.code in UNREADABLE_CODES else "block"
-        verdict = "block" if verdict == "redact" else verdict
-        kind = exc.code.removeprefix("file_")
-        return FileOutcome("unknown", len(data), verdict, reasons=(f"file: {kind}",), error=exc.code,
-                           detail=exc.detail, scanned=False)
+    """Read, scan and decide one file in one call (CLI, bench, tests); servers step a `FileScan` instead."""
+    scan = FileScan(scanner, name, data, limits, channel_id=channel_id)
+    while scan.step():
+        pass
+    return scan.outcome()
 
 
-def _scan_chunks(scanner, extracted: Extracted, size: int, rules: FilePolicy, channel_id: str | None) -> FileOutcome:
-    kind = extracted.file_type
-    if not extracted.scanned:
-        return FileOutcome(kind, size, rules.unscanned, reasons=(f"{kind}: not scanned (no extractor)",),
-                           scanned=False)
-    context = scanner.context(channel_id)
-    entities: dict[str, int] = {}
-    rule_ids: set[str] = set()
-    explained: list[dict] = []
-    edits: list[tuple[int, int, str]] = []
-    verdict = "allow"
-    reasons: dict[str, None] = {}
-    batch: list[Chunk] = []
+class FileScan:
+    """One file's scan, in steps of BATCH chunks, so a server can run each step on the shared scan thread and
+    let message scans in between (a 10 MB file is hundreds of steps, never one long block).
 
-    def run(chunks: list[Chunk]) -> None:
-        nonlocal verdict
-        results = scanner.engine.scan_batch([[c.segment] for c in chunks])
+    Rejections (FileRejected) surface from `step()` and become the outcome; nothing here does I/O.
+    """
+
+    def __init__(self, scanner, name: str, data: bytes, limits: FileLimits, *, channel_id: str | None = None):
+        self.scanner, self.name, self.data, self.limits = scanner, name, data, limits
+        self.rules: FilePolicy = scanner.policy.files
+        self.context = scanner.context(channel_id)
+        self.extracted: Extracted | None = None
+        self.rejected: FileRejected | None = None
+        self.entities: dict[str, int] = {}
+        self.rule_ids: set[str] = set()
+        self.explained: list[dict] = []
+        self.edits: list[tuple[int, int, str]] = []
+        self.verdict = "allow"
+        self.reasons: dict[str, None] = {}
+        self._done = False
+
+    def step(self) -> bool:
+        """Extract (first call) or scan the next batch of chunks; False once there is nothing left to do."""
+        if self._done:
+            return False
+        try:
+            if self.extracted is None:
+                ner = self.scanner.engine.ner_enabled and wants_ner(self.scanner.policy)
+                self.extracted = extract(self.name, self.data, self.limits, ner=ner, max_bytes=self.rules.max_bytes)
+                return True
+            batch = list(itertools.islice(self.extracted.chunks, BATCH))
+            if not batch:
+                self._done = True
+                return False
+            self._scan(batch)
+            return True
+        except FileRejected as exc:
+            self.rejected, self._done = exc, True
+            return False
+
+    def _scan(self, chunks: list[Chunk]) -> None:
+        decoded = self.extracted.decoded
+        results = self.scanner.engine.scan_batch([[c.segment] for c in chunks])
         for chunk, result in zip(chunks, results):
-            decision = decide(result.findings, scanner.policy, context)
+            decision = decide(result.findings, self.scanner.policy, self.context)
             for item in decision.actions:
                 finding = item.finding
-                if len(explained) < EXPLAIN_LIMIT:
-                    explained.append({"entity_type": finding.entity_type, "rule": finding.rule,
-                                      "pattern": finding.pattern, "score": round(finding.score, 3),
-                                      "path": "/" + "/".join(str(p) for p in finding.path),
-                                      "action": item.action, "reason": item.reason})
+                if len(self.explained) < EXPLAIN_LIMIT:
+                    self.explained.append({"entity_type": finding.entity_type, "rule": finding.rule,
+                                           "pattern": finding.pattern, "score": round(finding.score, 3),
+                                           "path": "/" + "/".join(str(p) for p in finding.path),
+                                           "action": item.action, "reason": item.reason})
                 if item.action == "allow":
                     continue
-                entities[finding.entity_type] = entities.get(finding.entity_type, 0) + 1
-                rule_ids.add(finding.rule)
-                if SEVERITY[item.action] > SEVERITY[verdict]:
-                    verdict = item.action
-                    reasons.clear()
-                if item.action == verdict:
-                    reasons[item.reason] = None
-                if item.action in ("redact", "block") and extracted.decoded is not None:
+                self.entities[finding.entity_type] = self.entities.get(finding.entity_type, 0) + 1
+                self.rule_ids.add(finding.rule)
+                if SEVERITY[item.action] > SEVERITY[self.verdict]:
+                    self.verdict = item.action
+                    self.reasons.clear()
+                if item.action == self.verdict:
+                    self.reasons[item.reason] = None
+                if item.action in ("redact", "block") and decoded is not None:
                     span = chunk.to_file(finding.start, finding.end)
                     if span is not None:
-                        edits.append((span[0], span[1], _replacement(scanner, finding, rules, extracted.decoded,
-                                                                     extracted.decoded.text[span[0]:span[1]])))
+                        value = decoded.text[span[0]:span[1]]
+                        self.edits.append((span[0], span[1],
+                                           _replacement(self.scanner, finding, self.rules, decoded, value)))
 
-    for chunk in extracted.chunks:
-        batch.append(chunk)
-        if len(batch) >= BATCH:
-            run(batch)
-            batch = []
-    if batch:
-        run(batch)
-
-    action = verdict
-    if verdict in ("redact", "block"):
-        by_type = rules.action_for(kind)
-        if by_type == "allow":
-            action = "allow"
-        elif verdict == "block":
-            action = "block"
-        else:
-            action = by_type if (by_type != "redact" or extracted.decoded is not None) else "block"
-        if action != verdict:
-            reasons[f"files.types.{kind}: {by_type}"] = None
-    redacted = None
-    if action == "redact" and extracted.decoded is not None:
-        redacted = extracted.decoded.encode(_apply(extracted.decoded.text, edits))
-    return FileOutcome(kind, size, action, entities, tuple(sorted(rule_ids)), tuple(reasons), redacted,
-                       findings=tuple(explained))
+    def outcome(self) -> FileOutcome:
+        """The verdict for the file: findings decided as for messages, then the policy's files.types."""
+        size = len(self.data)
+        if self.rejected is not None:
+            exc = self.rejected
+            verdict = self.rules.unreadable if exc.code in UNREADABLE_CODES else "block"
+            return FileOutcome("unknown", size, "block" if verdict == "redact" else verdict,
+                               reasons=(f"file: {exc.code.removeprefix('file_')}",), error=exc.code,
+                               detail=exc.detail, scanned=False)
+        extracted = self.extracted
+        kind = extracted.file_type
+        if not extracted.scanned:
+            return FileOutcome(kind, size, self.rules.unscanned, reasons=(f"{kind}: not scanned (no extractor)",),
+                               scanned=False)
+        action, reasons = self.verdict, dict(self.reasons)
+        if action in ("redact", "block"):
+            by_type = self.rules.action_for(kind)
+            if by_type == "allow":
+                action = "allow"
+            elif action == "redact":
+                action = by_type if (by_type != "redact" or extracted.decoded is not None) else "block"
+            if action != self.verdict:
+                reasons[f"files.types.{kind}: {by_type}"] = None
+        redacted = None
+        if action == "redact" and extracted.decoded is not None:
+            redacted = extracted.decoded.encode(_apply(extracted.decoded.text, self.edits))
+        return FileOutcome(kind, size, action, dict(self.entities), tuple(sorted(self.rule_ids)), tuple(reasons),
+                           redacted, findings=tuple(self.explained))
 
 
 def _replacement(scanner, finding, rules: FilePolicy, decoded: Decoded, value: str) -> str:
