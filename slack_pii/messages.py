@@ -300,3 +300,7 @@ def file_scanned(method: str, file_type: str, size: int, action: str, entities: 
     found = ", ".join(f"{entity}={count}" for entity, count in sorted(entities.items())) or "none"
     return (f"file via {method}: {file_type}, {size} bytes: {action} (findings: {found}"
             + (f"; {error}" if error else "") + f"), {latency_ms:.1f} ms")
+
+
+def file_fetch_failed(reason: str) -> str:
+    return f"shared file not fetched for scanning ({reason})"

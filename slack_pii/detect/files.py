@@ -22,7 +22,7 @@ from pathlib import PurePosixPath
 
 from slack_pii import messages
 from slack_pii.detect.files_policy import REWRITABLE, FilePolicy
-from slack_pii.detect.policy import SEVERITY, decide
+from slack_pii.detect.policy import SEVERITY, decide, fingerprint
 from slack_pii.detect.slack_text import Segment, build_scan_text
 from slack_pii.errors import PayloadError
 
@@ -528,6 +528,8 @@ class FileOutcome:
     detail: str = ""
     scanned: bool = True
     findings: tuple[dict, ...] = ()  # explain: entity, rule, pattern, score, action, reason, where (no values)
+    categories: tuple[str, ...] = ()
+    reports: tuple[tuple[str, str, str], ...] = ()  # (rule, entity, keyed fingerprint): for "Not sensitive"
 
     @property
     def entity_types(self) -> list[str]:
@@ -573,6 +575,8 @@ class FileScan:
         self.edits: list[tuple[int, int, str]] = []
         self.verdict = "allow"
         self.reasons: dict[str, None] = {}
+        self.categories: set[str] = set()
+        self.reports: dict[tuple[str, str, str], None] = {}
         self._done = False
 
     def step(self) -> bool:
@@ -610,6 +614,10 @@ class FileScan:
                     continue
                 self.entities[finding.entity_type] = self.entities.get(finding.entity_type, 0) + 1
                 self.rule_ids.add(finding.rule)
+                self.categories.add(finding.category)
+                if len(self.reports) < EXPLAIN_LIMIT and finding.value:
+                    key = (finding.rule, finding.entity_type, fingerprint(finding.value, self.scanner.fingerprint_key))
+                    self.reports[key] = None
                 if SEVERITY[item.action] > SEVERITY[self.verdict]:
                     self.verdict = item.action
                     self.reasons.clear()
@@ -649,7 +657,8 @@ class FileScan:
         if action == "redact" and extracted.decoded is not None:
             redacted = extracted.decoded.encode(_apply(extracted.decoded.text, self.edits))
         return FileOutcome(kind, size, action, dict(self.entities), tuple(sorted(self.rule_ids)), tuple(reasons),
-                           redacted, findings=tuple(self.explained))
+                           redacted, findings=tuple(self.explained), categories=tuple(sorted(self.categories)),
+                           reports=tuple(self.reports))
 
 
 def _replacement(scanner, finding, rules: FilePolicy, decoded: Decoded, value: str) -> str:

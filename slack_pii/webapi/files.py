@@ -121,11 +121,7 @@ class FileUploads:
         return web.json_response(answer, status=status)
 
     def _trusted_upload_url(self, url: str) -> bool:
-        """Slack's file host (https, *.slack.com), or the configured upstream's own host (doubles, the sink)."""
-        parts, upstream = urlsplit(url), urlsplit(self.webapi.upstream.api_base)
-        if parts.scheme == "https" and (parts.hostname or "").endswith(".slack.com"):
-            return True
-        return parts.scheme in ("http", "https") and parts.netloc == upstream.netloc
+        return trusted_file_url(url, self.webapi.upstream.api_base)
 
     def _issue(self, request: web.Request, ticket: Ticket) -> str:
         nonce = secrets.token_urlsafe(16)
@@ -309,14 +305,9 @@ class FileUploads:
         """Scan off the event loop, one batch per executor job (message scans interleave), within the file
         budget. None when the scan failed or ran over it: the caller fails closed."""
         webapi = self.webapi
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.file_scan_timeout_seconds
         try:
             scan = FileScan(webapi.scanner, filename, data, self.limits, channel_id=channel)
-            while await asyncio.wait_for(loop.run_in_executor(webapi.executor, scan.step),
-                                         timeout=max(0.001, deadline - loop.time())):
-                pass
-            outcome = scan.outcome()
+            outcome = await run_file_scan(scan, webapi.executor, self.settings.file_scan_timeout_seconds)
         except asyncio.TimeoutError:
             log.warning(messages.scan_failed_log(audit["method"], "timeout", False), extra={"method": audit["method"]})
             return None
@@ -342,6 +333,25 @@ class FileUploads:
                                 status=status, latency_ms=_ms(started), config_version=self.webapi._version(),
                                 findings=list(outcome.findings))
         await self.webapi.store.record(event)
+
+
+def trusted_file_url(url: str, upstream_base: str) -> bool:
+    """Where file bytes may be sent or fetched: Slack's file hosts (https, *.slack.com), or the configured
+    upstream's own host (a Slack double, the local sink); never wherever a response says."""
+    parts, upstream = urlsplit(url), urlsplit(upstream_base)
+    if parts.scheme == "https" and (parts.hostname or "").endswith(".slack.com"):
+        return True
+    return parts.scheme in ("http", "https") and parts.netloc == upstream.netloc
+
+
+async def run_file_scan(scan: FileScan, executor, timeout_seconds: float) -> FileOutcome:
+    """Step a FileScan on the shared scan executor, one batch per job so message scans interleave; raises
+    asyncio.TimeoutError past the budget (the caller fails closed)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_seconds
+    while await asyncio.wait_for(loop.run_in_executor(executor, scan.step), timeout=max(0.001, deadline - loop.time())):
+        pass
+    return scan.outcome()
 
 
 def _ms(started: float) -> float:
