@@ -49,6 +49,14 @@ def test_a_bare_number_counts_as_an_ssn_only_under_an_ssn_column(scanner):
     assert "US_SSN" not in no_header.entities
 
 
+def test_csv_with_crlf_and_a_quoted_cell_spanning_lines_maps_offsets_exactly(scanner):
+    data = f'name,notes,ssn\r\nJane,"called twice\nssn {SSN}, card {CARD}",{SSN}\r\nBob,ok,\r\n'.encode()
+    outcome = scan_file(scanner, "crm.csv", data, LIMITS)
+    assert outcome.entities == {"US_SSN": 2, "CREDIT_CARD": 1}
+    assert outcome.redacted == data.replace(SSN.encode(), b"[US_SSN]***").replace(
+        CARD.encode(), b"*" * (len(CARD) - 4) + b"1111")
+
+
 def test_tsv_uses_tabs_and_maps_offsets_back(scanner):
     data = f"name\tssn\nJane\t{SSN}\n".encode()
     outcome = scan_file(scanner, "people.tsv", data, LIMITS)
