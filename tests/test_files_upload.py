@@ -194,3 +194,19 @@ async def test_legacy_upload_content_argument_is_scanned_too(proxy, double):
         await client(proxy).files_upload(channels="C0123", content=f"ssn {SSN}\n", filename="n.txt")
     [got] = double.received("files.upload")
     assert got.args()["content"] == "ssn [US_SSN]***\n"
+
+
+async def test_dashboard_counts_files_scanned_blocked_and_redacted(proxy, double):
+    api = client(proxy)
+    await api.files_upload_v2(channel="C0123", filename="customers.csv", content=customers_csv(2))
+    await api.files_upload_v2(channel="C0123", filename="notes.md", content=CLEAN)
+    with pytest.raises(SlackRequestError):
+        await api.files_upload_v2(channel="C0123", filename="id_rsa", content=PEM_KEY)
+    await api.chat_postMessage(channel="C0123", text="hello")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(proxy.make_url("/dashboard")) as response:
+            html = await response.text()
+    for label, count in (("Files scanned", 3), ("Files blocked", 1), ("Files redacted", 1),
+                         ("Messages scanned", 3), ("Blocked", 0)):  # 2 completeUploadExternal + 1 post
+        assert f'<div class="num">{count}</div><div class="lbl">{label}</div>' in html
+    assert SSN not in html and "BEGIN RSA" not in html
