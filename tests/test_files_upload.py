@@ -210,3 +210,33 @@ async def test_dashboard_counts_files_scanned_blocked_and_redacted(proxy, double
                          ("Messages scanned", 3), ("Blocked", 0)):  # 2 completeUploadExternal + 1 post
         assert f'<div class="num">{count}</div><div class="lbl">{label}</div>' in html
     assert SSN not in html and "BEGIN RSA" not in html
+
+
+async def test_readyz_reports_whether_images_are_read_with_ocr(proxy):
+    import shutil
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(proxy.make_url("/readyz")) as response:
+            body = await response.json()
+    assert body["files"] == {"ocr": shutil.which("tesseract") is not None,
+                             "max_bytes": proxy.app[WEBAPI].settings.file_max_bytes}
+
+
+async def test_file_values_reach_no_log_metric_audit_or_error(proxy, double, caplog):
+    caplog.set_level("DEBUG")
+    api = client(proxy)
+    await api.files_upload_v2(channel="C0123", filename="customers.csv", content=customers_csv(2))
+    with pytest.raises(SlackRequestError) as blocked:
+        await api.files_upload_v2(channel="C0123", filename="id_rsa.pem", content=PEM_KEY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(SlackApiError) as legacy:
+            await api.files_upload(channels="C0123", file=PEM_KEY.encode(), filename="id_rsa")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(proxy.make_url("/metrics")) as response:
+            metrics = await response.text()
+    audit = json.dumps(await proxy.app[STORE].audit_events())
+    key_line = PEM_KEY.splitlines()[1]
+    for text in (caplog.text, metrics, audit, str(blocked.value), json.dumps(legacy.value.response.data)):
+        assert SSN not in text and CARD not in text and key_line not in text
+    assert "file via files.upload_url: csv" in caplog.text  # the log line says shapes

@@ -64,8 +64,9 @@ class FileLimits:
 
     @classmethod
     def from_settings(cls, settings) -> FileLimits:
+        """Limits from settings; OCR is on when asked for and tesseract is installed (checked here, at start-up)."""
         return cls(settings.file_max_bytes, settings.file_max_unpacked_bytes, settings.file_max_zip_entries,
-                   settings.file_max_zip_ratio, settings.file_max_text_chars, settings.file_ocr)
+                   settings.file_max_zip_ratio, settings.file_max_text_chars, settings.file_ocr and ocr_available())
 
 
 def ocr_available() -> bool:
@@ -505,7 +506,7 @@ def extract(name: str, data: bytes, limits: FileLimits, *, ner: bool = False, ma
         if depth > 0:
             raise FileRejected("file_archive_refused", messages.zip_nested())
         return Extracted(kind, _zip_chunks(data, limits, ner))
-    if kind == "image" and limits.ocr and ocr_available():
+    if kind == "image" and limits.ocr:
         return Extracted(kind, _values_chunks(ocr_values(data, limits), ner, ("ocr",), limits))
     return Extracted(kind, iter(()), scanned=False)
 
