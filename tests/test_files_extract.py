@@ -224,10 +224,11 @@ def test_unknown_binary_is_unscanned_not_refused():
 def test_files_policy_problems_name_the_key_and_the_fix():
     problems = []
     policy = parse_file_policy({"types": {"pdf": "redact", "exe": "block", "csv": "shred"}, "max_bytes": -1,
-                                "redaction": "blur"}, "policy.yaml", problems, ACTIONS)
+                                "redaction": "blur", "unscanned": "redact"}, "policy.yaml", problems, ACTIONS)
     text = "\n".join(str(p) for p in problems)
     assert "files.types.pdf: pdf files cannot be rewritten (fix: use block, warn or allow)" in text
     assert "unknown file type 'exe'" in text and "files.types.csv: unknown action 'shred'" in text
     assert "files.max_bytes" in text and "files.redaction" in text
-    assert policy.types["pdf"] == "block" and policy == replace(policy)
+    assert "files.unscanned: redact is not possible here" in text
+    assert policy.types["pdf"] == "block" and policy.unscanned == "block"
     assert parse_file_policy(None, "p", [], ACTIONS) == FilePolicy()

@@ -240,3 +240,19 @@ async def test_file_values_reach_no_log_metric_audit_or_error(proxy, double, cap
     for text in (caplog.text, metrics, audit, str(blocked.value), json.dumps(legacy.value.response.data)):
         assert SSN not in text and CARD not in text and key_line not in text
     assert "file via files.upload_url: csv" in caplog.text  # the log line says shapes
+
+
+async def test_a_multipart_upload_to_the_proxy_url_is_scanned_and_forwarded_as_multipart(proxy, double):
+    data = customers_csv(1)
+    answer = await get_url(proxy, len(data), "customers.csv")
+    form = aiohttp.FormData()
+    form.add_field("filename", "customers.csv")
+    form.add_field("file", data, filename="customers.csv", content_type="text/csv")
+    async with aiohttp.ClientSession() as session:
+        async with session.post(answer["upload_url"], data=form) as response:
+            assert response.status == 200
+    [got] = double.received("upload")
+    assert got.content_type == "multipart/form-data"
+    parts = got.parts()
+    assert parts["filename"] == "customers.csv" and len(parts["file"]) == len(data)
+    assert SSN.encode() not in parts["file"]

@@ -68,5 +68,11 @@ def parse_file_policy(raw: object, file: str, problems: list[ConfigProblem], act
     if redaction not in REDACTION_STYLES:
         problems.append(ConfigProblem(file, None, f"files.redaction: {redaction!r}", "mask or label"))
         redaction = "mask"
-    return FilePolicy(types, max_bytes, action(raw.get("unreadable", "block"), "files.unreadable", "block"),
-                      action(raw.get("unscanned", "allow"), "files.unscanned", "allow"), redaction)
+    unreadable = action(raw.get("unreadable", "block"), "files.unreadable", "block")
+    unscanned = action(raw.get("unscanned", "allow"), "files.unscanned", "allow")
+    for where, value in (("unreadable", unreadable), ("unscanned", unscanned)):
+        if value == "redact":  # nothing was read, so there is nothing to redact
+            problems.append(ConfigProblem(file, None, f"files.{where}: redact is not possible here",
+                                          "use block, warn or allow"))
+    return FilePolicy(types, max_bytes, "block" if unreadable == "redact" else unreadable,
+                      "block" if unscanned == "redact" else unscanned, redaction)

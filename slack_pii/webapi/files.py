@@ -167,12 +167,12 @@ class FileUploads:
             return web.Response(status=403, text=f"invalid_upload_url: {messages.upload_url_invalid()}")
         try:
             raw = await read_body(request, self.limits.max_bytes + MULTIPART_SLACK)
-            fields, data, filename = [], raw, ticket.filename
+            fields, data, filename, part_name = [], raw, ticket.filename, "file"
             if request.content_type == "multipart/form-data":
                 fields, parts, _ = await parse_multipart(raw, request.headers["Content-Type"])
                 if not parts:
                     raise PayloadError("invalid_form_data", messages.invalid_form("multipart"))
-                data, filename = parts[0].data, ticket.filename or parts[0].filename
+                data, filename, part_name = parts[0].data, ticket.filename or parts[0].filename, parts[0].name
         except PayloadError as exc:
             status = 413 if exc.code == "request_too_large" else 400
             return web.Response(status=status, text=f"{exc.code}: {exc.detail}")
@@ -196,7 +196,7 @@ class FileUploads:
             form = aiohttp.FormData()
             for name, value in fields:
                 form.add_field(name, value)
-            form.add_field("file", body, filename=filename or "file")
+            form.add_field(part_name, body, filename=filename or "file")
             writer = form()
             payload, headers = await writer.as_bytes(), {"Content-Type": writer.content_type}
         else:
