@@ -232,3 +232,15 @@ def test_files_policy_problems_name_the_key_and_the_fix():
     assert "files.unscanned: redact is not possible here" in text
     assert policy.types["pdf"] == "block" and policy.unscanned == "block"
     assert parse_file_policy(None, "p", [], ACTIONS) == FilePolicy()
+
+
+def test_long_text_is_cut_at_line_ends_and_every_value_is_found(scanner):
+    lines = [f"line {n}: nothing to see here, just a long enough log line for chunking\n" for n in range(400)]
+    lines[0] = f"first ssn {SSN}\n"
+    lines[-1] = f"last ssn {SSN}\n"
+    lines[200] = f"middle ssn {SSN}\n"
+    data = "".join(lines).encode()
+    assert len(data) > 3 * 4000  # several chunks
+    outcome = scan_file(scanner, "big.log", data, LIMITS)
+    assert outcome.entities == {"US_SSN": 3} and outcome.redacted.count(b"[US_SSN]***") == 3
+    assert len(outcome.redacted) == len(data)

@@ -222,14 +222,14 @@ class _ChunkBuilder:
         self.length = 0
         self.count = 0
 
-    def add(self, text: str, file_at: int, prefix: str = "") -> Chunk | None:
+    def add(self, text: str, file_at: int, prefix: str = "", end: str = "\n") -> Chunk | None:
+        """Append one piece (a chunk comes back once the builder is full)."""
         if prefix:
             self.parts.append(prefix)
             self.length += len(prefix)
         self.pieces.append((self.length, file_at, len(text)))
-        self.parts.append(text)
-        self.parts.append("\n")
-        self.length += len(text) + 1
+        self.parts += (text, end)
+        self.length += len(text) + len(end)
         return self.flush() if self.length >= CHUNK_CHARS else None
 
     def flush(self) -> Chunk | None:
@@ -247,7 +247,7 @@ class _ChunkBuilder:
         return chunk
 
 
-def text_chunks(text: str, ner: bool, path: tuple = ("text",), base: int = 0) -> Iterator[Chunk]:
+def text_chunks(text: str, ner: bool, path: tuple = ("text",)) -> Iterator[Chunk]:
     """Plain text, cut at line ends into chunks; each chunk is one exact piece of the file."""
     builder = _ChunkBuilder(path, ner)
     position, size = 0, len(text)
@@ -257,12 +257,8 @@ def text_chunks(text: str, ner: bool, path: tuple = ("text",), base: int = 0) ->
             newline = text.rfind("\n", position, end)
             end = newline + 1 if newline > position else end
         # NOTE: a line longer than a chunk is cut where the chunk ends; a value straddling that cut can be missed.
-        piece = text[position:end]
-        builder.pieces.append((0, base + position, len(piece)))
-        builder.parts.append(piece)
-        builder.length = len(piece)
-        if (chunk := builder.flush()) is not None:
-            yield chunk
+        chunk = builder.add(text[position:end], position, end="") or builder.flush()
+        yield chunk
         position = end
 
 
