@@ -256,3 +256,23 @@ async def test_a_multipart_upload_to_the_proxy_url_is_scanned_and_forwarded_as_m
     parts = got.parts()
     assert parts["filename"] == "customers.csv" and len(parts["file"]) == len(data)
     assert SSN.encode() not in parts["file"]
+
+
+async def test_files_upload_v2_works_against_the_local_sink(tmp_path, scanner):
+    import hashlib
+
+    from slack_pii.config import Settings
+    from tests.conftest import TEST_KEY
+    from tests.slack_double import start_proxy
+
+    server = await start_proxy(Settings(data_dir=tmp_path, secret_key=TEST_KEY, watch_config=False), scanner)
+    try:
+        data = customers_csv(2)
+        api = AsyncWebClient(token="xoxb-local", base_url=str(server.make_url("/api/")))
+        response = await api.files_upload_v2(channel="C0123", filename="customers.csv", content=data)
+        assert response["ok"]
+        [stored] = [m for m in await server.app[STORE].sink_messages() if m["method"] == "files.upload_url"]
+        assert stored["payload"]["size"] == len(data)
+        assert stored["payload"]["sha256"] != hashlib.sha256(data).hexdigest()  # what arrived was redacted
+    finally:
+        await server.close()
