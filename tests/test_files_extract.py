@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from dataclasses import replace
 
 import pytest
 
-from slack_pii.detect.files import FileLimits, FileRejected, extract, file_type, scan_file
+from slack_pii.detect.files import FileLimits, FileRejected, extract, file_type, ocr_available, scan_file
 from slack_pii.detect.files_policy import FilePolicy, parse_file_policy
 from slack_pii.detect.policy import ACTIONS
 from tests.factories import CARD, EMAIL, SSN
@@ -143,6 +144,19 @@ def test_images_without_ocr_are_unscanned_and_follow_the_policy(scanner):
     assert scan_file(scanner, "shot.png", png, LIMITS).verdict == "allow"
     outcome = scan_file(with_files(scanner, unscanned="block"), "shot.png", png, LIMITS)
     assert outcome.verdict == "block" and not outcome.scanned
+
+
+@pytest.mark.skipif(not ocr_available(), reason="tesseract is not installed (Debian: apt-get install tesseract-ocr)")
+def test_images_are_read_with_ocr_when_tesseract_is_installed(scanner):
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("L", (1200, 200), 255)  # large, plain type: what tesseract reads reliably
+    ImageDraw.Draw(image).text((40, 60), f"Customer SSN: {SSN}", fill=0, font=ImageFont.load_default(size=48))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    outcome = scan_file(scanner, "form.png", out.getvalue(), replace(LIMITS, ocr=True))
+    assert outcome.file_type == "image" and outcome.scanned
+    assert outcome.entities == {"US_SSN": 1} and outcome.verdict == "block"
 
 
 # --- hostile inputs: refused fast with a clear reason ------------------------------------------------------------
