@@ -276,3 +276,34 @@ async def test_files_upload_v2_works_against_the_local_sink(tmp_path, scanner):
         assert stored["payload"]["sha256"] != hashlib.sha256(data).hexdigest()  # what arrived was redacted
     finally:
         await server.close()
+
+
+async def test_a_redacted_file_stays_redacted_when_the_text_scan_fails_open(tmp_path, scanner, double):
+    from slack_pii.config import Settings
+    from tests.conftest import TEST_KEY
+    from tests.slack_double import start_proxy
+
+    # A zero budget for the call's text scan (it can never finish in time), the usual one for the file.
+    settings = Settings(data_dir=tmp_path, secret_key=TEST_KEY, upstream_url=double.api_url, watch_config=False,
+                        scan_timeout_seconds=0, on_scan_error="forward")
+    server = await start_proxy(settings, scanner)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            await client(server).files_upload(channels="C0123", file=customers_csv(1), filename="c.csv")
+    finally:
+        await server.close()
+    [got] = double.received("files.upload")
+    assert SSN.encode() not in got.parts()["file"]
+    assert [e["name"] for e in await _events(tmp_path)] == ["file_scanned", "scan_failed"]
+
+
+async def _events(tmp_path) -> list[dict]:
+    from slack_pii.store.sqlite import Store
+    from tests.conftest import TEST_KEY
+
+    store = await Store.open(tmp_path / "slack-pii.sqlite3", bytes.fromhex(TEST_KEY))
+    try:
+        return await store.audit_events()
+    finally:
+        await store.close()

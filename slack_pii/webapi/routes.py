@@ -146,7 +146,7 @@ class WebApi:
                 await self._record(ScanFailed(**audit, action="block", reason=failure, status=200,
                                               latency_ms=_ms(started), config_version=self._version()))
                 return response
-            response = await self._forward_call(request, method, call, None)
+            response = await self._forward_call(request, method, call, call.args if call.rewritten else None)
             await self._record(ScanFailed(**audit, action="forward", reason=failure, status=response.status,
                                           latency_ms=_ms(started), config_version=self._version()))
             return response
