@@ -16,7 +16,7 @@ from slack_pii import messages
 from slack_pii.detect.files import FileLimits, FileOutcome, FileScan
 from slack_pii.slackapp.blocks import NOT_SENSITIVE, Summary, button, clip, context, section
 from slack_pii.store.audit import FileScanned
-from slack_pii.webapi.files import run_file_scan, trusted_file_url
+from slack_pii.webapi.files import file_event, run_file_scan, trusted_file_url
 
 log = logging.getLogger("slack_pii.bolt.files")
 
@@ -101,12 +101,11 @@ async def scan_shared_files(service, client, files: list, *, channel: str | None
         try:
             outcome = await run_file_scan(scan, service.executor, settings.file_scan_timeout_seconds)
         except Exception as exc:  # noqa: BLE001 - a failed scan is logged by type only; the file is already shared
-            log.warning(messages.bolt_scan_failed(where, type(exc).__name__ or "timeout"))
+            log.warning(messages.bolt_scan_failed(where, type(exc).__name__))
+            await service.store.record(file_event(audit, None, size=len(data)))
             continue
-        await service.store.record(FileScanned(
-            **audit, action=outcome.verdict, file_type=outcome.file_type, size=outcome.size,
-            entities=dict(outcome.entities), rules=list(outcome.rule_ids), error=outcome.error,
-            latency_ms=round((time.perf_counter() - started) * 1000, 2), findings=list(outcome.findings)))
+        await service.store.record(file_event(audit, outcome,
+                                              latency_ms=round((time.perf_counter() - started) * 1000, 2)))
         if outcome.verdict == "allow" or not outcome.entities:
             continue
         held_id = await service.store.hold("", user=user, channel=channel,

@@ -324,15 +324,17 @@ class FileUploads:
         return outcome
 
     async def _record(self, audit: dict, outcome: FileOutcome | None, status: int, started: float) -> None:
-        if outcome is None:
-            event = FileScanned(**audit, action="block", error="pii_scan_failed", status=status,
-                                latency_ms=_ms(started), config_version=self.webapi._version())
-        else:
-            event = FileScanned(**audit, action=outcome.verdict, file_type=outcome.file_type, size=outcome.size,
-                                entities=dict(outcome.entities), rules=list(outcome.rule_ids), error=outcome.error,
-                                status=status, latency_ms=_ms(started), config_version=self.webapi._version(),
-                                findings=list(outcome.findings))
-        await self.webapi.store.record(event)
+        await self.webapi.store.record(file_event(audit, outcome, status=status, latency_ms=_ms(started),
+                                                  config_version=self.webapi._version()))
+
+
+def file_event(audit: dict, outcome: FileOutcome | None, **extra: Any) -> FileScanned:
+    """The audit event for a scanned file (None: the scan failed, so it was refused): shapes only."""
+    if outcome is None:
+        return FileScanned(**audit, action="block", error="pii_scan_failed", **extra)
+    return FileScanned(**audit, action=outcome.verdict, file_type=outcome.file_type, size=outcome.size,
+                       entities=dict(outcome.entities), rules=list(outcome.rule_ids), error=outcome.error,
+                       findings=list(outcome.findings), **extra)
 
 
 def trusted_file_url(url: str, upstream_base: str) -> bool:
