@@ -116,7 +116,8 @@ async def readyz(request: web.Request) -> web.Response:
     ready = all(checks.values())
     body = {"ok": ready, "checks": checks, "upstream": upstream_label(settings),
             "webhook_upstream": webhook_upstream_label(settings),
-            "config_version": getattr(webapi.scanner, "config_version", None)}
+            "config_version": getattr(webapi.scanner, "config_version", None),
+            "files": {"ocr": webapi.files.limits.ocr, "max_bytes": webapi.files.limits.max_bytes}}
     if SCANNER_SLOT in app:
         body["config"] = app[SCANNER_SLOT].status()
     if settings.uses_local_sink:

@@ -92,6 +92,19 @@ class Settings(BaseSettings):
         "warn", description="Bolt app, for a posted message with redact or block findings: warn the sender "
         "(they choose), or repost: delete it with SLACK_USER_TOKEN (an admin's) and repost the redacted version "
         "attributed to the sender.")
+    file_max_bytes: int = Field(25 * 1024 * 1024, description="Largest file the proxy reads and scans (uploads, "
+                                "and files the Bolt app fetches); larger files are refused.")
+    file_max_unpacked_bytes: int = Field(100 * 1024 * 1024, description="Most bytes a ZIP, DOCX or XLSX may "
+                                         "declare unpacked; more is refused before decompressing.")
+    file_max_zip_entries: int = Field(1000, description="Most entries in a ZIP, DOCX or XLSX.")
+    file_max_zip_ratio: float = Field(100.0, description="Largest unpacked/packed size ratio of an archive over "
+                                      "1 MiB unpacked; higher is refused as a zip bomb.")
+    file_max_text_chars: int = Field(20_000_000, description="Most characters of text read from one file.")
+    file_ocr: bool = Field(True, description="Read images with OCR when tesseract is installed (reported in /readyz).")
+    file_scan_timeout_seconds: float = Field(60.0, description="Time budget for scanning one file; over it the "
+                                             "upload fails closed.")
+    file_upload_ttl_seconds: int = Field(600, description="How long an upload URL the proxy hands out (for "
+                                         "files.getUploadURLExternal) stays valid; each is single-use.")
 
     # --- derived -----------------------------------------------------------------------------------------
 

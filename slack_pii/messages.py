@@ -257,3 +257,89 @@ def history_api_failed(method: str, error: str) -> str:
 
 def remediation_plan_unreadable(path: str, line: int, why: str) -> str:
     return f"{path}: line {line}: {why}; regenerate the plan with `slack-pii export-scan ... --plan {path}`"
+# --- files (uploads and shared files): sizes, types and counts, never names or content ------------------------
+
+
+def file_empty() -> str:
+    return "The file is empty (0 bytes): there is nothing to upload."
+
+
+def file_too_large(size: int, limit: int) -> str:
+    return (f"The file is {size} bytes, over the {limit}-byte limit for scanned files "
+            "(SLACK_PII_FILE_MAX_BYTES or files.max_bytes in the policy). Split it or share it another way.")
+
+
+def file_too_much_text(limit: int) -> str:
+    return f"The file holds more than {limit} characters of text (SLACK_PII_FILE_MAX_TEXT_CHARS); split it."
+
+
+def file_type_mismatch(extension: str) -> str:
+    return (f"The file's name ends in .{extension[:16]} but its content is a different kind of file; "
+            "rename it to what it is and upload it again.")
+
+
+def file_not_text() -> str:
+    return "The file is named as text but is binary or in an unknown encoding; save it as UTF-8 text."
+
+
+def file_corrupt(kind: str) -> str:
+    return f"The {kind} file is truncated or corrupt and cannot be read; export it again."
+
+
+def file_encrypted(kind: str) -> str:
+    return f"The {kind} file is encrypted or password-protected, so it cannot be scanned; upload it unprotected."
+
+
+def zip_too_many_entries(count: int, limit: int) -> str:
+    return f"The archive has {count} entries, over the limit of {limit} (SLACK_PII_FILE_MAX_ZIP_ENTRIES)."
+
+
+def zip_too_big(size: int, limit: int) -> str:
+    return (f"The archive unpacks to {size} bytes, over the limit of {limit} "
+            "(SLACK_PII_FILE_MAX_UNPACKED_BYTES).")
+
+
+def zip_ratio(ratio: float, limit: float) -> str:
+    return (f"The archive expands {ratio:.0f} times its size, over the limit of {limit:.0f} "
+            "(SLACK_PII_FILE_MAX_ZIP_RATIO): refused as a possible zip bomb.")
+
+
+def zip_nested() -> str:
+    return "The archive holds another archive; only one level is scanned. Upload the inner archive's files."
+
+
+def file_blocked_detail(entity_types: Iterable[str], rule_ids: Iterable[str]) -> str:
+    return (f"File not uploaded: it contains data that must not be shared in Slack ({_names(entity_types)}; "
+            f"rules: {_names(rule_ids)}). Remove those values and upload it again.")
+
+
+def file_refused_detail(reason: str) -> str:
+    return f"File not uploaded: {reason}"
+
+
+def file_refused_earlier(reason: str) -> str:
+    return f"File not shared: its upload was refused ({reason}). Fix the file and upload it again."
+
+
+def upload_url_invalid() -> str:
+    return ("this upload URL is unknown, already used, expired or for another file; call "
+            "files.getUploadURLExternal again (SLACK_PII_FILE_UPLOAD_TTL_SECONDS)")
+
+
+def upload_url_untrusted() -> str:
+    return "the upstream answered an upload_url that is neither on *.slack.com nor on the upstream's host"
+
+
+def upload_renew_failed() -> str:
+    return "could not get an upload URL for the redacted file's new length from the upstream"
+
+
+def file_scanned(method: str, file_type: str, size: int, action: str, entities: dict[str, int], error: str,
+                 latency_ms: float) -> str:
+    found = ", ".join(f"{entity}={count}" for entity, count in sorted(entities.items())) or "none"
+    return (f"file via {method}: {file_type}, {size} bytes: {action} (findings: {found}"
+            + (f"; {error}" if error else "") + f"), {latency_ms:.1f} ms")
+
+
+def file_fetch_failed(reason: str) -> str:
+    return f"shared file not fetched for scanning ({reason})"

@@ -87,6 +87,10 @@ class SlackDouble:
         app.router.add_route("POST", "/api/{method}", self._api)
         app.router.add_route("GET", "/api/{method}", self._api)
         app.router.add_post("/services/{path:.+}", self._hook)
+        app.router.add_post("/upload/v1/{file_id}", self._upload)
+        app.router.add_get("/files-pri/{file_id}/{name}", self._download)
+        self.hosted: dict[str, bytes] = {}  # files the double serves at url_private (Bolt file_share tests)
+        self._file_ids = itertools.count(1)
         self.app = app
 
     @property
@@ -148,6 +152,14 @@ class SlackDouble:
         if method.startswith("chat."):
             default = {"ok": True, "channel": args.get("channel"), "ts": ts,
                        "message": {"type": "message", "text": args.get("text", ""), "ts": ts}}
+        elif method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._file_ids):08d}"
+            default = {"ok": True, "file_id": file_id, "upload_url": f"{self.base_url}/upload/v1/{file_id}"}
+        elif method == "files.completeUploadExternal":
+            files = args.get("files") if isinstance(args.get("files"), list) else []
+            default = {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title") or ""} for f in files]}
+        elif method == "files.upload":
+            default = {"ok": True, "file": {"id": f"F{next(self._file_ids):08d}", "name": args.get("filename", "")}}
         if self.workspace is not None and method in self.workspace.methods:
             answer = self.workspace.handle(method, args, recorded.headers.get("Authorization", "")[7:])
             if isinstance(answer, Reply):  # a scripted failure from the workspace (a 429 mid-way)
@@ -155,6 +167,23 @@ class SlackDouble:
             else:
                 default = answer
         return await self._reply(method, default)
+
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        """Slack's file host: the bytes of an upload URL (recorded as method "upload"), answered in plain text."""
+        recorded = await self._record(request, "upload")
+        return await self._reply("upload", f"OK - {len(recorded.body)}")
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        """url_private: the hosted file, for a bot token only (recorded as method "download")."""
+        await self._record(request, "download")
+        data = self.hosted.get(request.match_info["file_id"])
+        if data is None or not request.headers.get("Authorization", "").startswith("Bearer xoxb-"):
+            return web.Response(status=404, text="not found")
+        return web.Response(body=data, content_type="application/octet-stream")
+
+    def host_file(self, file_id: str, name: str, data: bytes) -> str:
+        self.hosted[file_id] = data
+        return f"{self.base_url}/files-pri/{file_id}/{name}"
 
     async def _hook(self, request: web.Request) -> web.StreamResponse:
         await self._record(request, "webhook")

@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from slack_pii.errors import ConfigError, ConfigProblem
 from slack_pii.detect.findings import Finding
+from slack_pii.detect.files_policy import FilePolicy, parse_file_policy
 from slack_pii.detect.shipped import RECOGNIZERS_DIR
 from slack_pii.detect.yaml_schema import StrictModel, describe_shape, explain_errors, yaml_error_where
 
@@ -55,6 +56,7 @@ class Policy:
     on_scan_error: str = "block"
     version: str = ""
     source: str = ""
+    files: FilePolicy = FilePolicy()
 
     def redaction_for(self, entity: str) -> Redaction:
         return self.redaction.get(entity, self.redaction_default)
@@ -298,5 +300,6 @@ def collect_policy(path: Path | None = None, known_entities: Iterable[str] | Map
         on_scan_error=model.on_scan_error,
         version=hashlib.sha256(text.encode()).hexdigest()[:12],
         source=file,
+        files=parse_file_policy(raw.get("files"), file, problems, ACTIONS),
     )
     return policy, problems

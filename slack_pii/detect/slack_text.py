@@ -138,7 +138,7 @@ def build_scan_text(text: str, kind: str = "mrkdwn") -> ScanText:
     """Decode one field value into what recognizers should read, keeping an exact offset map."""
     ascii_only = text.isascii()
     if kind != "mrkdwn":
-        scan = _build(text, _PLAIN_SPECIAL if any(c in INVISIBLE for c in text) else None, code=False)
+        scan = _build(text, _PLAIN_SPECIAL if _PLAIN_SPECIAL.search(text) else None, code=False)
     elif ascii_only and not _FAST_PATH.search(text):
         scan = ScanText(text=text, original=text)
         scan.code = [m.span() for m in _CODE.finditer(text)] if "`" in text else []

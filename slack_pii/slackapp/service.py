@@ -35,6 +35,7 @@ from slack_pii.slackapp import blocks
 from slack_pii import messages
 from slack_pii.store.audit import AuditEvent, MessageScanned, explain
 from slack_pii.slackapp.blocks import Summary
+from slack_pii.slackapp.files import DELETE_FILE, scan_shared_files
 from slack_pii.slackapp.oauth import install_url, mount_oauth, oauth_enabled
 from slack_pii.detect.policy import Decision, FindingAction, fingerprint
 from slack_pii.detect.slack_text import reassemble
@@ -390,6 +391,9 @@ class BoltService:
         app.action(blocks.NOT_SENSITIVE)(self.on_not_sensitive)
         app.function(FUNCTION_CALLBACK)(self.on_send_safely)
         app.event("message")(self.on_message)
+        app.action(DELETE_FILE)(self.on_delete_file)
+        app.event("file_shared")(self.on_file_shared)
+        app.event("file_created")(self.on_file_shared)
 
     async def _dedupe(self, body: dict, next):
         """Idempotency on Slack's event id: a retried delivery (X-Slack-Retry-Num) is acked and not acted on."""
@@ -565,6 +569,9 @@ class BoltService:
             return
         channel, user, ts = event.get("channel"), message["user"], message["ts"]
         thread_ts = message.get("thread_ts")
+        if message.get("files"):
+            await scan_shared_files(self, client, message["files"], channel=channel, user=user, where="file_share",
+                                    thread_ts=thread_ts)
         payload = {"text": message.get("text", ""),
                    "files": [{"title": f.get("title", "")} for f in message.get("files", []) if f.get("title")]}
         started = time.perf_counter()
@@ -647,11 +654,43 @@ class BoltService:
         await self.audit_decision("passive", held.channel, user, "delete_mine")
         await self.reply(respond, blocks.status("Deleted."))
 
+    async def on_file_shared(self, event: dict, client) -> None:
+        """file_shared / file_created: the file object comes from files.info (scanned once per file id)."""
+        self._track()
+        user = event.get("user_id") or ""
+        if self.settings.passive_scanning and isinstance(event.get("file_id"), str) and user:
+            await scan_shared_files(self, client, [{"id": event["file_id"]}], channel=event.get("channel_id"),
+                                    user=user, where=event.get("type", "file_shared"))
+
+    @held_button(take=False)
+    async def on_delete_file(self, held, user: str, body: dict, client, respond) -> None:
+        """The file warning's *Delete the file*: files.delete as the sender (or with the admin token)."""
+        token = await self.store.user_token(user) or _secret(self.settings.slack_user_token)
+        if token is None:
+            await self.audit_decision("file", held.channel, user, "delete_file", status="no_user_token")
+            await self.reply(respond, blocks.status(
+                "I can't delete your file: you haven't authorised this app to act for you. Open the file and "
+                f"choose ⋯ → *Delete file*. {self.how_to_authorise()}"))
+            return
+        try:
+            await client.files_delete(token=token, file=held.meta["file_id"])
+        except SlackClientError as exc:
+            await self.audit_decision("file", held.channel, user, "delete_file", status=_error_code(exc))
+            await self.reply(respond, blocks.status(f"Slack refused the deletion ({_error_code(exc)}); please "
+                                                    "delete the file yourself."))
+            return
+        await self.store.take_held(held.id)
+        await self.audit_decision("file", held.channel, user, "delete_file")
+        await self.reply(respond, blocks.status("Deleted the file."))
+
     @held_button(take=True)
     async def on_not_sensitive(self, held, user: str, body: dict, client, respond) -> None:
         """A false-positive report: rule id, entity type and keyed fingerprint per finding, never the value."""
-        outcome = await self.scan(held.text, held.channel, "passive")
+        outcome = await self.scan(held.text, held.channel, "passive") if held.meta.get("how") != "file" else None
         reported = []
+        for rule, entity, value_fingerprint in held.meta.get("reports", []):  # a shared file: fingerprints kept
+            await self.store.record_feedback(rule, entity, value_fingerprint, reporter=user)
+            reported.append(rule)
         if outcome is not None:
             key = self.get_scanner().fingerprint_key
             for item in outcome.decision.actions:

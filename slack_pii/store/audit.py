@@ -67,6 +67,32 @@ class ScanFailed(AuditEvent):
     config_version: str = ""
 
 
+@dataclass(frozen=True)
+class FileScanned(AuditEvent):
+    """A file's bytes were scanned (a sidecar upload, or a file the Bolt app fetched) and the verdict applied.
+
+    Shapes only: the file id, its type and size, per-entity counts and rule ids; never its name, a value or a
+    cell. `error` says why an unreadable file was refused (file_encrypted, file_archive_refused ...).
+    """
+
+    name: ClassVar[str] = "file_scanned"
+    source: str  # "webapi" or "bolt"
+    method: str  # files.upload, the upload URL ("files.upload_url"), or the Bolt event type
+    channel: str | None
+    caller: str | None
+    action: str
+    file_id: str | None = None
+    file_type: str = ""
+    size: int = 0
+    entities: dict[str, int] = field(default_factory=dict)
+    rules: list[str] = field(default_factory=list)
+    error: str = ""
+    latency_ms: float = 0.0
+    status: int | None = None
+    config_version: str = ""
+    findings: list[dict] = field(default_factory=list)
+
+
 EXPLAIN_LIMIT = 100  # findings (and allow hits) kept per event; a pasted log can hold thousands
 
 

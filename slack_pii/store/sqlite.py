@@ -345,6 +345,12 @@ class Store:
                                 " IS NOT NULL GROUP BY action", (since,))
         return {row["action"]: row["n"] for row in rows}
 
+    async def file_counts(self, since: float) -> dict[str, int]:
+        """Scanned files per action (allow, warn, redact, block) since `since` (file_scanned events)."""
+        rows = await self._rows("SELECT action, count(*) AS n FROM audit_events WHERE created >= ? AND name ="
+                                " 'file_scanned' GROUP BY action", (since,))
+        return {row["action"]: row["n"] for row in rows}
+
     async def top_rules(self, since: float, limit: int = 10) -> list[dict[str, Any]]:
         """Rules that acted most often (allowed findings excluded), split by the action each finding got.
 

@@ -108,6 +108,7 @@ class Dashboard:
             "allow_hits": await store.allow_hits(since),
             "held": await store.held_pending(),
             "recent": await store.recent_decisions(8),
+            "files": await store.file_counts(since),
         }
         slot = request.app.get(SCANNER_SLOT)
         status = slot.status() if slot is not None else _status_without_slot(request)
@@ -126,7 +127,8 @@ def _status_without_slot(request) -> dict:
 
 def render(data: dict, status: dict, *, window: str, since: float, bucket: int, now: float,
            token: str | None = None) -> str:
-    actions = data["actions"]
+    files = data.get("files", {})
+    actions = {action: n - files.get(action, 0) for action, n in data["actions"].items()}  # messages only
     scanned = sum(actions.values())
     fp_reports = sum(row["reports"] for row in data["feedback"])
     cards = [
@@ -136,6 +138,9 @@ def render(data: dict, status: dict, *, window: str, since: float, bucket: int, 
         ("Warned", actions.get("warn", 0), COLOURS["warn"]),
         ("Held, pending", len(data["held"]), "#16a085"),
         ("False-positive reports", fp_reports, "#2980b9"),
+        ("Files scanned", sum(files.values()), "#2c3e50"),
+        ("Files blocked", files.get("block", 0), COLOURS["block"]),
+        ("Files redacted", files.get("redact", 0), COLOURS["redact"]),
     ]
     tabs = " ".join(
         f'<a class="tab{" on" if name == window else ""}" href="?{escape(urlencode(_query(name, token)))}">{name}</a>'

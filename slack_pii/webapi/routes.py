@@ -33,6 +33,7 @@ from slack_pii.metrics import Metrics
 from slack_pii.detect.policy import fingerprint
 from slack_pii.detect.slack_text import JSON_STRING_FIELDS, decode_json_fields, encode_json_fields
 from slack_pii.webapi.upstream import Upstream, UpstreamFailure, is_read_method
+from slack_pii.webapi.files import FileUploads
 
 log = logging.getLogger("slack_pii.webapi")
 
@@ -80,6 +81,7 @@ class ParsedCall:
     body_order: list[str] = field(default_factory=list)  # body argument names in order; file parts as "\\0file<N>"
     json_fields: list[str] = field(default_factory=list)
     files: list[FilePart] = field(default_factory=list)
+    rewritten: bool = False  # a file part, `content` or a file id was changed: re-encode even if args were not
 
 
 class WebApi:
@@ -95,6 +97,7 @@ class WebApi:
         self.key = settings.key_bytes()
         policy_choice = settings.on_scan_error
         self._on_scan_error = policy_choice or None
+        self.files = FileUploads(self)
 
     def bind(self, scanner, store, upstream: Upstream) -> None:
         self.scanner, self.store, self.upstream = scanner, store, upstream
@@ -103,6 +106,7 @@ class WebApi:
         app.router.add_route("POST", "/api/{method}", self.handle_api)
         app.router.add_route("GET", "/api/{method}", self.handle_api)
         app.router.add_post("/services/{path:.+}", self.handle_hook)
+        self.files.add_routes(app)
 
     @property
     def on_scan_error(self) -> str:
@@ -114,6 +118,8 @@ class WebApi:
         method = request.match_info["method"]
         if not METHOD_NAME.fullmatch(method) or len(method) > 80:
             return api_error(404, "unknown_method", messages.unknown_method())
+        if method == "files.getUploadURLExternal":
+            return await self.files.get_upload_url(request, method)
         if method not in TEXT_METHODS:
             self.metrics.requests.labels("other", "passthrough").inc()
             return await self.pass_through(request, method)
@@ -127,6 +133,8 @@ class WebApi:
         channel = _channel_of(call.args)
         caller = fingerprint(call.token, self.key) if call.token else None
         audit = dict(source="webapi", method=method, channel=channel, caller=caller)
+        if (refusal := await self.files.screen(method, call, audit)) is not None:
+            return refusal
 
         outcome, failure = await self._scan(call.args, channel)
         if failure is not None:
@@ -138,7 +146,7 @@ class WebApi:
                 await self._record(ScanFailed(**audit, action="block", reason=failure, status=200,
                                               latency_ms=_ms(started), config_version=self._version()))
                 return response
-            response = await self._forward_call(request, method, call, None)
+            response = await self._forward_call(request, method, call, call.args if call.rewritten else None)
             await self._record(ScanFailed(**audit, action="forward", reason=failure, status=response.status,
                                           latency_ms=_ms(started), config_version=self._version()))
             return response
@@ -152,6 +160,7 @@ class WebApi:
                                         "rule_ids": outcome.decision.rule_ids})
         else:
             redacted = outcome.redacted if verdict == "redact" and outcome.redacted != call.args else None
+            redacted = call.args if redacted is None and call.rewritten else redacted
             response = await self._forward_call(request, method, call, redacted, verdict)
         summary = outcome.summary()
         await self._record(MessageScanned(**audit, action=verdict, entities=summary["entities"],

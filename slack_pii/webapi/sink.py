@@ -7,6 +7,7 @@ fingerprints only.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -37,6 +38,7 @@ class LocalSink:
         self.app.router.add_route("POST", "/api/{method}", self.handle_api)
         self.app.router.add_route("GET", "/api/{method}", self.handle_api)
         self.app.router.add_post("/services/{path:.+}", self.handle_hook)
+        self.app.router.add_post("/upload/{file_id}", self.handle_upload)
 
     @property
     def api_url(self) -> str:
@@ -116,6 +118,13 @@ class LocalSink:
                                              fingerprint(request.path, self.key), args)
         return web.Response(text="ok")
 
+    async def handle_upload(self, request: web.Request) -> web.Response:
+        """A file's bytes (files_upload_v2's second step): stored as their size and SHA-256, like Slack says OK."""
+        data = await request.read()
+        await self.store.record_sink_message("files.upload_url", None, self._ts(), None, {
+            "file_id": request.match_info["file_id"], "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        return web.Response(text=f"OK - {len(data)}")
+
     def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         """Slack's success shape for the methods the proxy and the Bolt app call; `{"ok": true}` otherwise.
         Permalinks are stable fakes on local-sink.invalid; apps.connections.open is refused (no websocket here)."""
@@ -155,6 +164,9 @@ class LocalSink:
             return {"ok": True, "channel": {"id": "D0LOCALSINK"}}
         if method == "files.upload":
             return {"ok": True, "file": {"id": f"F{next(self._counter):08d}", "title": args.get("title", "")}}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._counter):08d}"
+            return {"ok": True, "file_id": file_id, "upload_url": f"{self._base}/upload/{file_id}"}
         if method == "files.completeUploadExternal":
             files = args.get("files") if isinstance(args.get("files"), list) else []
             return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title", "")} for f in files
