@@ -55,9 +55,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 async def _load(settings, since: float | None, limit: int | None) -> list[dict]:
-    from slack_pii.store.sqlite import Store
+    from slack_pii.store import open_store
 
-    store = await Store.open(settings.database_path, settings.key_bytes())
+    store = await open_store(settings)
     try:
         return await store.audit_events(since=since, limit=limit)
     finally:
