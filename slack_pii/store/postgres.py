@@ -53,6 +53,8 @@ class PostgresStore(BaseStore):
                 await migrate(conn)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise StoreUnavailable(messages.store_unreachable(type(exc).__name__)) from None
+        # NOTE: `check` costs a round trip per checkout, but after a database restart or failover no request
+        # gets a dead pooled connection (and a spurious pii_store_unavailable); see bench/store_bench.py.
         pool = AsyncConnectionPool(url, min_size=1, max_size=max(1, pool_size), kwargs=connect, open=False,
                                    timeout=timeout_seconds, check=AsyncConnectionPool.check_connection,
                                    name="slack-pii")
