@@ -75,3 +75,56 @@ async def test_the_web_api_never_forwards_unscanned_text_during_an_outage(tmp_pa
     finally:
         pg_cluster.start()
         await stop_harness(h)
+
+
+async def test_connections_dropped_mid_load_fail_closed_and_the_pool_recovers(tmp_path, scanner, pg_url):
+    """While commands and Web API posts stream in, the database kills every connection of the app, three times.
+    Each answer is a success or a Slack-shaped pii_store_unavailable (never a 500), nothing unscanned reaches
+    Slack, every preview the sender got still has its held original, and the app is ready again after."""
+    import psycopg
+
+    h = await start_harness(tmp_path, scanner, database_url=pg_url, database_timeout_seconds=2)
+    kill = ("SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+    async def command(n: int):
+        body = command_body(f"card {CARD} case {n}", response_url=h.response_url)
+        return await h.send(body, content_type="application/x-www-form-urlencoded", settle=False)
+
+    async def post(n: int):
+        return await h.session.post(h.server.make_url("/api/chat.postMessage"),
+                                    json={"channel": "C1", "text": f"card {CARD} case {n}"},
+                                    headers={"Authorization": "Bearer xoxb-1-2-abc"})
+
+    async def killer():
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+            for _ in range(3):
+                await asyncio.sleep(0)  # let requests start between the kills
+                await conn.execute(kill)
+                await asyncio.sleep(0.05)
+
+    try:
+        results = await asyncio.gather(*(command(n) for n in range(20)), *(post(n) for n in range(20)), killer())
+        responses = results[:-1]
+        for response in responses:
+            if response.status != 200:
+                assert response.status == 503
+                assert (await response.json())["error"] == "pii_store_unavailable"
+        await h.bolt.drain()
+        for call in h.calls("chat.postMessage"):
+            assert CARD not in call["text"]
+        previews = [buttons(c)[blocks.SEND_REDACTED] for c in h.calls("chat.postEphemeral")
+                    if blocks.SEND_REDACTED in buttons(c)]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE
+        while (await _ready(h))[0] != 200:
+            assert loop.time() < deadline, "readyz did not recover after the connections were dropped"
+            await asyncio.sleep(0.1)
+        for held in previews:
+            assert await h.store.peek(held) is not None  # a preview the sender got has its original
+        before = len(h.calls("chat.postEphemeral"))
+        assert (await command(99)).status == 200
+        await h.bolt.drain()
+        assert len(h.calls("chat.postEphemeral")) == before + 1  # and new work goes through again
+    finally:
+        await stop_harness(h)

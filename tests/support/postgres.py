@@ -80,8 +80,9 @@ class Cluster:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "120",
                   "-o", options, "start")
 
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "120", "stop")
+    def stop(self, mode: str = "fast") -> None:
+        """`fast` is an orderly shutdown (what a restart looks like to clients); `immediate` is a crash."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "120", "stop")
 
     def is_running(self) -> bool:
         return (self.data / "postmaster.pid").exists()
@@ -91,7 +92,7 @@ class Cluster:
 
     def destroy(self) -> None:
         if self.is_running():
-            self.stop()
+            self.stop("immediate")  # thrown away anyway: no shutdown checkpoint to wait for
         shutil.rmtree(self.root, ignore_errors=True)
 
 
