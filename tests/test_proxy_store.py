@@ -176,3 +176,14 @@ async def test_a_store_made_before_versioning_is_adopted(tmp_path):
     assert await store.allowed_fingerprints() == frozenset({"fp-old"})
     assert len(await store._rows("SELECT version FROM schema_version")) == len(migrations("sqlite"))
     await store.close()
+
+
+def test_without_postgresql_the_tests_skip_with_a_reason_but_fail_under_ci(monkeypatch):
+    from tests.support import postgres
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="cannot run under CI: no initdb"):
+        postgres.unavailable("no initdb")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="SLACK_PII_TEST_DATABASE_URL"):
+        postgres.unavailable("no initdb")

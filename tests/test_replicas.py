@@ -215,12 +215,20 @@ async def test_allow_list_oauth_and_audit_are_shared_across_replicas(replicas, d
                                     json={"channel": channel, "text": f"write to {EMAIL}"},
                                     headers={"Authorization": f"Bearer {BOT_TOKEN}"}) as response:
                 assert (await response.json())["ok"] is True
+        # ... and the dashboard on A shows what B redacted.
+        async with session.post(b.base_url + "/api/chat.postMessage", json={"channel": "C0REDB",
+                                                                            "text": f"card {CARD}"},
+                                headers={"Authorization": f"Bearer {BOT_TOKEN}"}) as response:
+            assert (await response.json())["ok"] is True
+        async with session.get(a.base_url + "/dashboard") as response:
+            page = await response.text()
+            assert response.status == 200 and "C0REDB" in page and CARD not in page
 
     code, out = await cli(env, "audit", "--format", "jsonl")
     assert code == 0, out
     events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     scanned = {e["channel"]: e["action"] for e in events if e["method"] == "chat.postMessage"}
-    assert scanned == {"C0ONA": "allow", "C0ONB": "allow"}  # both replicas, both with the allow-list
+    assert scanned == {"C0ONA": "allow", "C0ONB": "allow", "C0REDB": "redact"}  # both replicas' events
     assert any(e["name"] == "user_authorised" for e in events)
     store = await open_url(pg_url, bytes.fromhex(TEST_KEY))
     try:
@@ -230,4 +238,4 @@ async def test_allow_list_oauth_and_audit_are_shared_across_replicas(replicas, d
     finally:
         await store.close()
     for text in (out, *(r.log.read_text() for r in replicas)):
-        assert EMAIL not in text and USER_TOKEN not in text
+        assert EMAIL not in text and USER_TOKEN not in text and CARD not in text

@@ -136,10 +136,18 @@ def pg_server() -> str:
         cluster.destroy()
 
 
+def drop_database(server_url: str, url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def pg_url(pg_server) -> str:
-    """A fresh, empty database of its own for one test."""
-    return create_database(pg_server)
+    """A fresh, empty database of its own for one test, dropped afterwards (a developer's server stays clean)."""
+    url = create_database(pg_server)
+    yield url
+    drop_database(pg_server, url)
 
 
 @pytest.fixture
