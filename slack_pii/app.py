@@ -139,5 +139,8 @@ async def store_unavailable(request: web.Request, handler) -> web.StreamResponse
 async def metrics_endpoint(request: web.Request) -> web.Response:
     metrics, store = request.app[METRICS], request.app.get(STORE)
     if store is not None and store.is_open:
-        metrics.held_messages.set(await store.count_held())
+        try:
+            metrics.held_messages.set(await store.count_held())
+        except StoreUnavailable:  # the rest of the metrics matter most during a database outage
+            pass
     return web.Response(body=metrics.render(), headers={"Content-Type": metrics.content_type})

@@ -225,8 +225,8 @@ STORE_UNAVAILABLE_CODE = "pii_store_unavailable"
 
 
 def store_unreachable(error: str) -> str:
-    return (f"the store's database is unreachable ({error}); nothing was forwarded or lost, try again "
-            "(check SLACK_PII_DATABASE_URL and that the database is up)")
+    return (f"the store's database is unreachable ({error}); nothing was forwarded or taken, try again "
+            "(fix: check SLACK_PII_DATABASE_URL and that the database is up)")
 
 
 def store_failed(error: str) -> str:

@@ -33,6 +33,8 @@ async def test_a_database_outage_fails_closed_and_loses_no_held_message(tmp_path
         pg_cluster.stop()
         status, body = await _ready(h)
         assert status == 503 and body["checks"]["store"] is False
+        metrics = await h.session.get(h.server.make_url("/metrics"))
+        assert metrics.status == 200 and "slack_pii" in await metrics.text()  # still scraped during the outage
         refused = await h.send(command_body(f"card {CARD} again", response_url=h.response_url),
                                content_type="application/x-www-form-urlencoded")
         answer = await refused.json()
