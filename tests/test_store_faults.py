@@ -130,3 +130,23 @@ async def test_connections_dropped_mid_load_fail_closed_and_the_pool_recovers(tm
         assert len(h.calls("chat.postEphemeral")) == before + 1  # and new work goes through again
     finally:
         await stop_harness(h)
+
+
+async def test_a_store_failure_inside_bolt_is_a_slack_shaped_503(tmp_path, scanner):
+    """The event de-dup runs inside Bolt (after the signature check): its failure gets the same answer."""
+    from slack_pii.store.base import StoreUnavailable
+    from tests.bolt_support import event_body, message_event
+
+    h = await start_harness(tmp_path, scanner)
+    try:
+        async def unavailable(key: str) -> bool:
+            if key.startswith("event:"):
+                raise StoreUnavailable("the store's database is unreachable (OperationalError)")
+            return True
+
+        h.store.mark_processed = unavailable
+        response = await h.send(event_body(message_event(f"my card {CARD}")))
+        assert response.status == 503 and (await response.json())["error"] == "pii_store_unavailable"
+        assert h.calls("chat.postEphemeral") == []
+    finally:
+        await stop_harness(h)
