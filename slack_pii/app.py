@@ -18,7 +18,7 @@ from slack_pii.tools.dashboard import add_routes as add_dashboard_routes
 from slack_pii.metrics import Metrics
 from slack_pii.reload import CONFIG_WATCHER, SCANNER_SLOT, ConfigWatcher, ScannerSlot
 from slack_pii.webapi.sink import LocalSink
-from slack_pii.store.sqlite import Store
+from slack_pii.store import BaseStore, StoreUnavailable, open_store
 from slack_pii.webapi.upstream import Upstream
 from slack_pii.webapi.routes import WebApi
 
@@ -27,7 +27,7 @@ log = logging.getLogger("slack_pii.app")
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 WEBAPI = web.AppKey("webapi", WebApi)
-STORE = web.AppKey("store", Store)
+STORE = web.AppKey("store", BaseStore)
 UPSTREAM = web.AppKey("upstream", Upstream)
 SINK = web.AppKey("sink", object)
 
@@ -36,7 +36,8 @@ def build_app(settings: Settings, *, scanner=None, clock: Callable[[], float] = 
     """The whole service. `scanner` may be passed in (tests share one); otherwise it is built at start-up."""
     metrics = Metrics()
     webapi = WebApi(settings, metrics)
-    app = web.Application(client_max_size=max(settings.max_body_bytes, settings.max_upload_bytes))
+    app = web.Application(client_max_size=max(settings.max_body_bytes, settings.max_upload_bytes),
+                          middlewares=[store_unavailable])
     app[SETTINGS], app[METRICS], app[WEBAPI] = settings, metrics, webapi
     webapi.add_routes(app)
     app.router.add_get("/healthz", healthz)
@@ -45,8 +46,7 @@ def build_app(settings: Settings, *, scanner=None, clock: Callable[[], float] = 
     add_dashboard_routes(app, settings)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        store = await Store.open(settings.database_path, settings.key_bytes(), clock=clock,
-                                 hold_ttl_seconds=settings.hold_ttl_seconds)
+        store = await open_store(settings, clock=clock)
         app[STORE] = store
         engine = scanner
         if engine is None:
@@ -75,6 +75,7 @@ def build_app(settings: Settings, *, scanner=None, clock: Callable[[], float] = 
         watcher = ConfigWatcher(settings, slot, allow_fingerprints=store.allowed_fingerprints)
         app[SCANNER_SLOT], app[CONFIG_WATCHER] = slot, watcher
         await watcher.start(watch=settings.watch_config)
+        await store.listen_allow_list(watcher.refresh_allow_list)  # PostgreSQL: NOTIFY from any replica
         try:
             yield
         finally:
@@ -111,7 +112,7 @@ async def readyz(request: web.Request) -> web.Response:
     app = request.app
     settings, webapi = app[SETTINGS], app[WEBAPI]
     store = app.get(STORE)
-    checks = {"engine": webapi.scanner is not None, "store": bool(store and store.is_open),
+    checks = {"engine": webapi.scanner is not None, "store": bool(store and store.is_open and await store.ping()),
               "upstream": webapi.upstream is not None}
     ready = all(checks.values())
     body = {"ok": ready, "checks": checks, "upstream": upstream_label(settings),
@@ -125,8 +126,22 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ready else 503)
 
 
+@web.middleware
+async def store_unavailable(request: web.Request, handler) -> web.StreamResponse:
+    """The database is down or the pool exhausted: a Slack-shaped refusal (503, so Slack and clients retry);
+    nothing was forwarded and no held message was taken."""
+    try:
+        return await handler(request)
+    except StoreUnavailable as exc:
+        return web.json_response({"ok": False, "error": messages.STORE_UNAVAILABLE_CODE, "detail": str(exc)},
+                                 status=503)
+
+
 async def metrics_endpoint(request: web.Request) -> web.Response:
     metrics, store = request.app[METRICS], request.app.get(STORE)
     if store is not None and store.is_open:
-        metrics.held_messages.set(await store.count_held())
+        try:
+            metrics.held_messages.set(await store.count_held())
+        except StoreUnavailable:  # the rest of the metrics matter most during a database outage
+            pass
     return web.Response(body=metrics.render(), headers={"Content-Type": metrics.content_type})

@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     from slack_pii.errors import ConfigError
 
     from slack_pii.detect.nlp import ModelNotInstalled
+    from slack_pii.store.base import StoreUnavailable
 
     try:
         return int(args.func(args) or 0)
@@ -101,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"config error: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     except ModelNotInstalled as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:

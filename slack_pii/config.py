@@ -106,6 +106,14 @@ class Settings(BaseSettings):
     file_upload_ttl_seconds: int = Field(600, description="How long an upload URL the proxy hands out (for "
                                          "files.getUploadURLExternal) stays valid; each is single-use.")
 
+    database_url: SecretStr | None = Field(
+        None, description="Unset: the SQLite file in data_dir (one process). postgresql://user:password@host/db: "
+        "the store on PostgreSQL, shared by every replica (held messages, allow-lists, OAuth, de-dup, audit).")
+    database_pool_size: int = Field(10, description="PostgreSQL: most connections one process keeps open.")
+    database_timeout_seconds: float = Field(
+        5.0, description="PostgreSQL: how long a request waits to connect or for a free pooled connection before "
+        "it fails closed with pii_store_unavailable.")
+
     # --- derived -----------------------------------------------------------------------------------------
 
     @property

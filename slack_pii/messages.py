@@ -343,3 +343,29 @@ def file_scanned(method: str, file_type: str, size: int, action: str, entities: 
 
 def file_fetch_failed(reason: str) -> str:
     return f"shared file not fetched for scanning ({reason})"
+# --- store (SQLite or PostgreSQL) ------------------------------------------------------------------------------
+# Never the database URL: it can carry a password.
+
+STORE_UNAVAILABLE_CODE = "pii_store_unavailable"
+
+
+def store_unreachable(error: str) -> str:
+    return (f"the store's database is unreachable ({error}); nothing was forwarded or taken, try again "
+            "(fix: check SLACK_PII_DATABASE_URL and that the database is up)")
+
+
+def store_failed(error: str) -> str:
+    return f"store: database call failed ({error}); the request fails closed"
+
+
+def store_migrated(dialect: str, versions: list[int]) -> str:
+    return f"store: {dialect} schema migrated to version {max(versions)} (applied {versions})"
+
+
+def store_url_invalid(scheme: str) -> str:
+    return (f"unsupported scheme {scheme!r} (fix: postgresql://user@host/db, or unset it for the SQLite file in "
+            "SLACK_PII_DATA_DIR)")
+
+
+def audit_lost(method: str, error: str) -> str:
+    return f"audit event for {method} not recorded ({error}); the caller was answered"

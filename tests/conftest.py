@@ -11,6 +11,7 @@ from slack_pii.config import Settings
 from slack_pii.detect.scanner import Scanner, build_scanner
 
 TEST_KEY = "ab" * 32
+pytest_plugins = ["tests.support.postgres"]  # pg_server, pg_url, pg_cluster: a real PostgreSQL
 
 # CI replays the same examples every run (a red build must be reproducible); locally hypothesis explores freely.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)

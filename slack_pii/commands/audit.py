@@ -46,7 +46,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from slack_pii.config import load_settings
 
     settings = load_settings(args.config)
-    if not settings.database_path.exists():
+    if settings.database_url is None and not settings.database_path.exists():
         print(f"no audit events yet ({settings.database_path} does not exist)", file=sys.stderr)
         return 0
     rows = asyncio.run(_load(settings, args.since, args.limit))
@@ -55,9 +55,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 async def _load(settings, since: float | None, limit: int | None) -> list[dict]:
-    from slack_pii.store.sqlite import Store
+    from slack_pii.store import open_store
 
-    store = await Store.open(settings.database_path, settings.key_bytes())
+    store = await open_store(settings)
     try:
         return await store.audit_events(since=since, limit=limit)
     finally:

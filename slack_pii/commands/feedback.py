@@ -51,9 +51,9 @@ def _settings(args):
 
 
 async def _with_store(settings, work):
-    from slack_pii.store.sqlite import Store
+    from slack_pii.store import open_store
 
-    store = await Store.open(settings.database_path, settings.key_bytes())
+    store = await open_store(settings)
     try:
         return await work(store)
     finally:

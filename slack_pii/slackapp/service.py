@@ -34,6 +34,7 @@ from slack_pii.slackapp import blocks
 
 from slack_pii import messages
 from slack_pii.store.audit import AuditEvent, MessageScanned, explain
+from slack_pii.store.base import StoreUnavailable
 from slack_pii.slackapp.blocks import Summary
 from slack_pii.slackapp.files import DELETE_FILE, scan_shared_files
 from slack_pii.slackapp.oauth import install_url, mount_oauth, oauth_enabled
@@ -376,6 +377,7 @@ class BoltService:
     def _register(self) -> None:
         app = self.app
         app.middleware(self._dedupe)
+        app.error(self._on_error)
         app.command(COMMAND)(self.on_command)
         app.shortcut(GLOBAL_SHORTCUT)(self.on_global_shortcut)
         app.shortcut(MESSAGE_SHORTCUT)(self.on_message_shortcut)
@@ -394,6 +396,15 @@ class BoltService:
         app.action(DELETE_FILE)(self.on_delete_file)
         app.event("file_shared")(self.on_file_shared)
         app.event("file_created")(self.on_file_shared)
+
+    async def _on_error(self, error: Exception, logger: logging.Logger):
+        """A middleware or listener raised. The store being unreachable gets the proxy's answer (a Slack-shaped
+        503 pii_store_unavailable: nothing was acted on, Slack retries); anything else Bolt's default."""
+        if isinstance(error, StoreUnavailable):
+            return BoltResponse(status=503, body=json.dumps({"ok": False, "error": messages.STORE_UNAVAILABLE_CODE}),
+                                headers={"content-type": "application/json;charset=utf-8"})
+        logger.exception(f"Failed to run a middleware or listener function (error: {type(error).__name__})")
+        return None
 
     async def _dedupe(self, body: dict, next):
         """Idempotency on Slack's event id: a retried delivery (X-Slack-Retry-Num) is acked and not acted on."""

@@ -27,6 +27,7 @@ from aiohttp.streams import StreamReader
 
 from slack_pii import messages
 from slack_pii.store.audit import MessageScanned, ScanFailed, explain
+from slack_pii.store.base import StoreUnavailable
 from slack_pii.errors import PayloadError
 from slack_pii.logs import METHOD_NAME
 from slack_pii.metrics import Metrics
@@ -286,7 +287,12 @@ class WebApi:
                 self.metrics.findings.labels(item.finding.entity_type).inc()
 
     async def _record(self, event) -> None:
-        await self.store.record(event)
+        """NOTE: recorded after the caller's answer was decided (the message may already be in Slack), so a
+        store outage here is logged, not turned into an error the caller would retry into a duplicate post."""
+        try:
+            await self.store.record(event)
+        except StoreUnavailable as exc:
+            log.warning(messages.audit_lost(event.method, type(exc).__name__))
 
     def _version(self) -> str:
         return getattr(self.scanner, "config_version", "")

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from slack_pii import messages
 from slack_pii.detect.policy import fingerprint
-from slack_pii.store.sqlite import Store
+from slack_pii.store import BaseStore as Store
 
 log = logging.getLogger("slack_pii.sink")
 
