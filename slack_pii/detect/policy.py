@@ -186,6 +186,16 @@ class RedactionSection(StrictModel):
     entities: dict[str, RedactionModel] = Field(default_factory=dict)
 
 
+class FilesModel(StrictModel):
+    """The `files:` section (meaning in files_policy.FilePolicy; its parser adds the checks between fields)."""
+
+    types: dict[str, Action] = Field(default_factory=dict, description="file type -> action for risky files")
+    max_bytes: int = Field(25 * 1024 * 1024, gt=0, description="larger files are refused (bytes)")
+    unreadable: Action = Field("block", description="encrypted, corrupt, mislabelled or hostile files")
+    unscanned: Action = Field("allow", description="types with no extractor (audio, video, binaries...)")
+    redaction: Literal["mask", "label"] = Field("mask", description="mask keeps the byte length; label re-announces it")
+
+
 class PolicyFile(ScopeModel):
     """recognizers/policy.yaml. `categories` is required: without it every finding gets `default_action`."""
 
@@ -197,6 +207,7 @@ class PolicyFile(ScopeModel):
     channels: dict[str, ScopeModel] = Field(default_factory=dict, description="overrides by channel id or #name")
     redaction: RedactionSection = Field(default_factory=RedactionSection)
     on_scan_error: Literal["block", "forward"] = "block"
+    files: FilesModel = Field(default_factory=FilesModel, description="uploaded and shared files")
 
 
 def policy_schema() -> dict:
