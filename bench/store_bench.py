@@ -48,17 +48,18 @@ async def throughput(url: str, writes: int, concurrency: int) -> dict[str, float
         for name, operation in operations.items():
             for width in (1, concurrency):
                 remaining = iter(range(writes))
-
-                async def worker():
-                    for _ in remaining:
-                        await operation()
-
                 started = time.perf_counter()
-                await asyncio.gather(*(worker() for _ in range(width)))
+                await asyncio.gather(*(drain(remaining, operation) for _ in range(width)))
                 results[f"{name} x{width}"] = writes / (time.perf_counter() - started)
     finally:
         await store.close()
     return results
+
+
+async def drain(remaining, operation) -> None:
+    """One writer: call `operation` until the shared iterator of writes is used up."""
+    for _ in remaining:
+        await operation()
 
 
 def proxy_latency(database_url: str | None, upstream_url: str, requests: int, time_limit: float) -> dict:

@@ -367,5 +367,9 @@ def store_url_invalid(scheme: str) -> str:
             "SLACK_PII_DATA_DIR)")
 
 
+def purge_skipped(error: str) -> str:
+    return f"purge of expired held messages skipped ({error}); retried next round"
+
+
 def audit_lost(method: str, error: str) -> str:
     return f"audit event for {method} not recorded ({error}); the caller was answered"

@@ -150,3 +150,30 @@ async def test_a_store_failure_inside_bolt_is_a_slack_shaped_503(tmp_path, scann
         assert h.calls("chat.postEphemeral") == []
     finally:
         await stop_harness(h)
+
+
+async def test_the_purge_loop_outlives_a_database_outage(tmp_path, scanner, monkeypatch):
+    """A purge round that finds the database away is skipped, not the end of purging."""
+    from slack_pii.slackapp import service
+    from slack_pii.store.base import StoreUnavailable
+
+    monkeypatch.setattr(service, "PURGE_EVERY_SECONDS", 0.01)
+    h = await start_harness(tmp_path, scanner)
+    try:
+        rounds = []
+        purge = h.store.purge_expired
+
+        async def flaky_purge(now=None):
+            rounds.append(1)
+            if len(rounds) == 1:
+                raise StoreUnavailable("the store's database is unreachable (OperationalError)")
+            return await purge(now)
+
+        h.store.purge_expired = flaky_purge
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE
+        while len(rounds) < 3:
+            assert loop.time() < deadline, f"purging stopped after {len(rounds)} round(s)"
+            await asyncio.sleep(0.02)
+    finally:
+        await stop_harness(h)

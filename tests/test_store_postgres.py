@@ -17,7 +17,7 @@ from slack_pii.store import StoreUnavailable, open_url
 from slack_pii.store.audit import MessageScanned
 from slack_pii.store.base import migrations
 from slack_pii.store.postgres import PURGE_LOCK, PostgresStore, migrate
-from tests.factories import CARD, Clock
+from tests.factories import Clock
 from tests.test_proxy_store import KEY, SECRET_TEXT
 
 DEADLINE = 10.0

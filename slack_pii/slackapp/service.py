@@ -207,8 +207,12 @@ class BoltService:
     async def _purge_loop(self) -> None:
         while True:
             await asyncio.sleep(PURGE_EVERY_SECONDS)
-            count = await self.store.purge_expired()
-            await self.store.purge_processed(self.clock() - PROCESSED_KEEP_SECONDS)
+            try:
+                count = await self.store.purge_expired()
+                await self.store.purge_processed(self.clock() - PROCESSED_KEEP_SECONDS)
+            except StoreUnavailable as exc:  # the database is away: the next round purges what is left
+                log.warning(messages.purge_skipped(type(exc).__name__))
+                continue
             if count:
                 log.info(messages.purged_held(count))
 

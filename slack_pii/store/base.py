@@ -2,7 +2,7 @@
 
 A backend (sqlite.py, postgres.py) supplies `_write` (rowcount), `_rows` (dicts), `_returning` (the rows a
 write returned) and the dashboard's JSON aggregates, which are the one place the dialects really differ.
-Shared SQL is written with `?` placeholders; the PostgreSQL backend turns them into `%s`.
+Shared SQL is written with `?` placeholders (and no literal `?` or `%`); the PostgreSQL backend turns them into `%s`.
 """
 
 from __future__ import annotations

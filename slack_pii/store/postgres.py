@@ -112,8 +112,8 @@ class PostgresStore(BaseStore):
         cutoff = self._clock() if now is None else now
         try:
             async with self._pool.connection() as conn, conn.transaction():
-                got = await (await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS got", (PURGE_LOCK,))).fetchone()
-                if not got["got"]:
+                cursor = await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS got", (PURGE_LOCK,))
+                if not (await cursor.fetchone())["got"]:  # another replica is purging right now
                     return 0
                 cursor = await conn.execute("DELETE FROM held_messages WHERE expires <= %s", (cutoff,))
                 return cursor.rowcount
