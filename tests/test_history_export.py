@@ -193,3 +193,27 @@ def test_a_resumed_scan_keeps_its_source_and_its_plan(tmp_path):
     resumed.commit(UnitResult("general/2024-04-01.json", findings=['{"id": 1}'], stats=new_stats()))  # no twice
     resumed.close()
     assert (out / "findings.jsonl").read_text() == '{"id": 1}\n' and plan.read_text() == '{"ts": "1"}\n'
+
+
+def test_names_are_opt_in_and_escaped_and_a_zip_may_hold_one_top_folder(scanner, tmp_path):
+    import zipfile
+
+    folder = tmp_path / "small"
+    generate_export(folder, 40, seed=2, texts=[f"my card is {CARD}"] * 40, joins=0)
+    users = json.loads((folder / "users.json").read_text())
+    for user in users:
+        user["profile"]["display_name"] = "<script>alert(1)</script>"
+    (folder / "users.json").write_text(json.dumps(users))
+    archive = tmp_path / "small.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:  # some tools zip the folder itself: small/users.json ...
+        for path in folder.rglob("*.json"):
+            zipped.write(path, f"small/{path.relative_to(folder).as_posix()}")
+
+    run_export_scan(scanner, archive, tmp_path / "ids")
+    html = (tmp_path / "ids" / "report.html").read_text()
+    assert "U000000001A" in html and "alert(1)" not in html  # ids by default
+
+    result = run_export_scan(scanner, archive, tmp_path / "names", names=True)
+    assert result["totals"]["scanned"] == 40
+    html = (tmp_path / "names" / "report.html").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
