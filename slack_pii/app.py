@@ -12,33 +12,31 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from slack_pii import messages
-from slack_pii.slackapp.service import mount_bolt
 from slack_pii.config import LOCAL_UPSTREAM, Settings
-from slack_pii.tools.dashboard import add_routes as add_dashboard_routes
+from slack_pii.detect.scanner import Scanner
 from slack_pii.metrics import Metrics
-from slack_pii.reload import CONFIG_WATCHER, SCANNER_SLOT, ConfigWatcher, ScannerSlot
-from slack_pii.webapi.sink import LocalSink
+from slack_pii.reload import ConfigWatcher, ScannerSlot
+from slack_pii.scanpool import ScanPool
+from slack_pii.services import SERVICES, Services
+from slack_pii.slackapp.service import mount_bolt
 from slack_pii.store.sqlite import Store
-from slack_pii.webapi.upstream import Upstream
+from slack_pii.tools.dashboard import add_routes as add_dashboard_routes
 from slack_pii.webapi.routes import WebApi
+from slack_pii.webapi.sink import LocalSink
+from slack_pii.webapi.upstream import Upstream
 
 log = logging.getLogger("slack_pii.app")
 
-SETTINGS = web.AppKey("settings", Settings)
-METRICS = web.AppKey("metrics", Metrics)
-WEBAPI = web.AppKey("webapi", WebApi)
-STORE = web.AppKey("store", Store)
-UPSTREAM = web.AppKey("upstream", Upstream)
-SINK = web.AppKey("sink", object)
 
+def build_app(settings: Settings, *, scanner: Scanner | None = None,
+              clock: Callable[[], float] = time.time) -> web.Application:
+    """The whole service. `scanner` may be passed in (tests share one); otherwise it is built at start-up.
 
-def build_app(settings: Settings, *, scanner=None, clock: Callable[[], float] = time.time) -> web.Application:
-    """The whole service. `scanner` may be passed in (tests share one); otherwise it is built at start-up."""
+    Routes are mounted here; the running parts (`Services`) exist from start-up to shutdown, in `app[SERVICES]`.
+    """
     metrics = Metrics()
-    webapi = WebApi(settings, metrics)
     app = web.Application(client_max_size=max(settings.max_body_bytes, settings.max_upload_bytes))
-    app[SETTINGS], app[METRICS], app[WEBAPI] = settings, metrics, webapi
-    webapi.add_routes(app)
+    WebApi(settings, metrics).add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
@@ -47,7 +45,6 @@ def build_app(settings: Settings, *, scanner=None, clock: Callable[[], float] = 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store = await Store.open(settings.database_path, settings.key_bytes(), clock=clock,
                                  hold_ttl_seconds=settings.hold_ttl_seconds)
-        app[STORE] = store
         engine = scanner
         if engine is None:
             from slack_pii.detect.scanner import build_scanner
@@ -63,17 +60,15 @@ def build_app(settings: Settings, *, scanner=None, clock: Callable[[], float] = 
                 api_base = sink.api_url
             if hooks_base == LOCAL_UPSTREAM:
                 hooks_base = sink.hooks_url
-        app[SINK] = sink
         upstream = Upstream(api_base, hooks_base, timeout_seconds=settings.upstream_timeout_seconds,
                             retries=settings.upstream_retries, metrics=metrics)
         await upstream.start()
-        app[UPSTREAM] = upstream
-        webapi.bind(engine, store, upstream)
-        # Hot reload: the slot holds the scanner in force; each swap (reload, feedback allow-list) rebinds it.
+        # Hot reload: the slot holds the scanner in force; each request reads it from there.
         slot = ScannerSlot(engine)
-        slot.listeners.append(lambda new: setattr(webapi, "scanner", new))
         watcher = ConfigWatcher(settings, slot, allow_fingerprints=store.allowed_fingerprints)
-        app[SCANNER_SLOT], app[CONFIG_WATCHER] = slot, watcher
+        pool = ScanPool(slot, timeout_seconds=settings.scan_timeout_seconds)
+        app[SERVICES] = Services(settings=settings, metrics=metrics, store=store, scanner_slot=slot,
+                                 upstream=upstream, watcher=watcher, scan_pool=pool, sink=sink)
         await watcher.start(watch=settings.watch_config)
         try:
             yield
@@ -83,7 +78,7 @@ def build_app(settings: Settings, *, scanner=None, clock: Callable[[], float] = 
             await upstream.close()
             if sink is not None:
                 await sink.stop()
-            webapi.executor.shutdown(wait=False, cancel_futures=True)
+            await pool.close()
             await store.close()
             log.info(messages.stopped())
 
@@ -107,25 +102,25 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the engine is loaded, the store open and an upstream configured; says which upstream."""
-    app = request.app
-    settings, webapi = app[SETTINGS], app[WEBAPI]
-    store = app.get(STORE)
-    checks = {"engine": webapi.scanner is not None, "store": bool(store and store.is_open),
-              "upstream": webapi.upstream is not None}
-    ready = all(checks.values())
+    """Ready once start-up has finished (engine loaded, store open, upstream configured); says which upstream."""
+    services = request.app.get(SERVICES)
+    settings = services.settings if services else None
+    ready = services is not None and services.store.is_open
+    checks = {"engine": services is not None, "store": ready, "upstream": services is not None}
+    if services is None:
+        return web.json_response({"ok": False, "checks": checks}, status=503)
     body = {"ok": ready, "checks": checks, "upstream": upstream_label(settings),
             "webhook_upstream": webhook_upstream_label(settings),
-            "config_version": getattr(webapi.scanner, "config_version", None)}
-    if SCANNER_SLOT in app:
-        body["config"] = app[SCANNER_SLOT].status()
+            "config_version": services.scanner_slot.config_version, "config": services.scanner_slot.status()}
     if settings.uses_local_sink:
         body["warning"] = messages.LOCAL_SINK_WARNING
     return web.json_response(body, status=200 if ready else 503)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    metrics, store = request.app[METRICS], request.app.get(STORE)
-    if store is not None and store.is_open:
-        metrics.held_messages.set(await store.count_held())
-    return web.Response(body=metrics.render(), headers={"Content-Type": metrics.content_type})
+    services = request.app.get(SERVICES)
+    if services is None:
+        return web.Response(status=503, text="metrics: starting up\n")
+    if services.store.is_open:
+        services.metrics.held_messages.set(await services.store.count_held())
+    return web.Response(body=services.metrics.render(), headers={"Content-Type": services.metrics.content_type})

@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestServer
 from slack_sdk.signature import SignatureVerifier
 
 from slack_pii.slackapp import blocks
-from slack_pii.app import STORE, build_app
+from slack_pii.app import build_app
+from slack_pii.services import SERVICES
 from slack_pii.slackapp.service import BOLT, BoltService
 from slack_pii.config import Settings
 from tests.conftest import TEST_KEY
@@ -97,7 +98,7 @@ class Harness:
 
     @property
     def store(self):
-        return self.server.app[STORE]
+        return self.server.app[SERVICES].store
 
     @property
     def url(self) -> str:

@@ -14,7 +14,7 @@ import time
 import aiohttp
 import pytest
 
-from slack_pii.app import STORE
+from slack_pii.services import SERVICES
 from slack_pii.cli import main
 from slack_pii.config import Settings
 from slack_pii.detect.policy import fingerprint
@@ -94,7 +94,7 @@ async def test_allowing_a_fingerprint_lets_the_value_through_a_running_proxy(cli
     settings = Settings(data_dir=tmp_path, secret_key=TEST_KEY, upstream_url=double.api_url,
                         webhook_upstream_url=double.base_url, watch_config=False)
     server = await start_proxy(settings, scanner)
-    store = server.app[STORE]
+    store = server.app[SERVICES].store
     try:
         assert (await post(server, f"write to {EMAIL}"))["ok"]
         assert (await store.audit_events())[-1]["action"] == "warn"

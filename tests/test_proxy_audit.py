@@ -10,7 +10,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from slack_pii.app import STORE
+from slack_pii.services import SERVICES
 from slack_pii.cli import main
 from slack_pii.commands.audit import parse_since
 from slack_pii.detect.policy import fingerprint
@@ -29,7 +29,7 @@ async def send_three(proxy):
 
 async def test_each_scanned_request_is_audited_with_shapes_only(proxy, scanner):
     await send_three(proxy)
-    rows = await proxy.app[STORE].audit_events()
+    rows = await proxy.app[SERVICES].store.audit_events()
     assert [(r["method"], r["channel"], r["action"], r["status"]) for r in rows] == [
         ("chat.postMessage", "C1", "redact", 200), ("chat.postMessage", "C2", "warn", 200),
         ("chat.postMessage", "C3", "block", 200)]

@@ -13,9 +13,7 @@ import json
 import logging
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -30,9 +28,11 @@ from slack_pii.store.audit import MessageScanned, ScanFailed, explain
 from slack_pii.errors import PayloadError
 from slack_pii.logs import METHOD_NAME
 from slack_pii.metrics import Metrics
+from slack_pii.services import SERVICES, Services
 from slack_pii.detect.policy import fingerprint
+from slack_pii.detect.scanner import Outcome
 from slack_pii.detect.slack_text import JSON_STRING_FIELDS, decode_json_fields, encode_json_fields
-from slack_pii.webapi.upstream import Upstream, UpstreamFailure, is_read_method
+from slack_pii.webapi.upstream import UpstreamFailure, is_read_method
 
 log = logging.getLogger("slack_pii.webapi")
 
@@ -83,30 +83,22 @@ class ParsedCall:
 
 
 class WebApi:
-    """The routes; the engine, store and upstream are bound at start-up (`bind`)."""
+    """The routes; the running parts (scan pool, store, upstream) come from `request.app[SERVICES]`."""
 
     def __init__(self, settings, metrics: Metrics):
         self.settings = settings
         self.metrics = metrics
-        self.scanner = None
-        self.store = None
-        self.upstream: Upstream | None = None
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan")
         self.key = settings.key_bytes()
         policy_choice = settings.on_scan_error
         self._on_scan_error = policy_choice or None
-
-    def bind(self, scanner, store, upstream: Upstream) -> None:
-        self.scanner, self.store, self.upstream = scanner, store, upstream
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("POST", "/api/{method}", self.handle_api)
         app.router.add_route("GET", "/api/{method}", self.handle_api)
         app.router.add_post("/services/{path:.+}", self.handle_hook)
 
-    @property
-    def on_scan_error(self) -> str:
-        return self._on_scan_error or getattr(self.scanner.policy, "on_scan_error", "block")
+    def on_scan_error(self, services: Services) -> str:
+        return self._on_scan_error or services.scanner_slot.current.policy.on_scan_error
 
     # --- Web API ----------------------------------------------------------------------------------------
 
@@ -124,23 +116,24 @@ class WebApi:
         except PayloadError as exc:
             self.metrics.requests.labels(method, "invalid").inc()
             return api_error(ERROR_STATUS.get(exc.code, 400), exc.code, exc.detail, exc.path)
+        services = request.app[SERVICES]
         channel = _channel_of(call.args)
         caller = fingerprint(call.token, self.key) if call.token else None
         audit = dict(source="webapi", method=method, channel=channel, caller=caller)
 
-        outcome, failure = await self._scan(call.args, channel)
+        outcome, failure = await self._scan(services, call.args, channel)
         if failure is not None:
-            forward = self.on_scan_error == "forward"
+            forward = self.on_scan_error(services) == "forward"
             log.warning(messages.scan_failed_log(method, failure, forward), extra={"method": method})
             self.metrics.requests.labels(method, "scan_failed").inc()
             if not forward:
                 response = api_refusal("pii_scan_failed", messages.scan_failed_detail())
-                await self._record(ScanFailed(**audit, action="block", reason=failure, status=200,
-                                              latency_ms=_ms(started), config_version=self._version()))
+                await services.store.record(ScanFailed(**audit, action="block", reason=failure, status=200,
+                                              latency_ms=_ms(started), config_version=services.scanner_slot.config_version))
                 return response
             response = await self._forward_call(request, method, call, None)
-            await self._record(ScanFailed(**audit, action="forward", reason=failure, status=response.status,
-                                          latency_ms=_ms(started), config_version=self._version()))
+            await services.store.record(ScanFailed(**audit, action="forward", reason=failure, status=response.status,
+                                          latency_ms=_ms(started), config_version=services.scanner_slot.config_version))
             return response
 
         verdict = outcome.verdict
@@ -154,7 +147,7 @@ class WebApi:
             redacted = outcome.redacted if verdict == "redact" and outcome.redacted != call.args else None
             response = await self._forward_call(request, method, call, redacted, verdict)
         summary = outcome.summary()
-        await self._record(MessageScanned(**audit, action=verdict, entities=summary["entities"],
+        await services.store.record(MessageScanned(**audit, action=verdict, entities=summary["entities"],
                                           rules=summary["rules"], latency_ms=_ms(started), status=response.status,
                                           config_version=outcome.config_version, **explain(outcome)))
         log.info(messages.request_done("webapi", method, verdict, response.status, _ms(started)),
@@ -168,8 +161,9 @@ class WebApi:
         headers = forward_headers(request)
         if content_type:
             headers["Content-Type"] = content_type
+        upstream = request.app[SERVICES].upstream
         try:
-            async with self.upstream.call(self.upstream.api_url(method), method_name=method, headers=headers,
+            async with upstream.call(upstream.api_url(method), method_name=method, headers=headers,
                                           body=body or None, query=query,
                                           http_method=request.method) as upstream_response:
                 return await relay(request, upstream_response, {"X-Slack-PII-Action": verdict})
@@ -184,8 +178,9 @@ class WebApi:
         body: Any = request.content if request.body_exists else None
         if body is not None and length is not None and length <= self.settings.max_body_bytes:
             body = await request.read()
+        upstream = request.app[SERVICES].upstream
         try:
-            async with self.upstream.call(self.upstream.api_url(method), method_name=method,
+            async with upstream.call(upstream.api_url(method), method_name=method,
                                           headers=forward_headers(request), body=body,
                                           query=request.query_string,
                                           http_method=request.method) as upstream_response:
@@ -208,21 +203,22 @@ class WebApi:
         except PayloadError as exc:
             self.metrics.requests.labels("webhook", "invalid").inc()
             return web.Response(status=ERROR_STATUS.get(exc.code, 400), text=hook_error_text(exc))
+        services = request.app[SERVICES]
         channel = payload.get("channel") if isinstance(payload.get("channel"), str) else None
         audit = dict(source="webhook", method="webhook", channel=channel,
                      caller=fingerprint(path, self.key))
-        outcome, failure = await self._scan(payload, channel)
+        outcome, failure = await self._scan(services, payload, channel)
         if failure is not None:
-            forward = self.on_scan_error == "forward"
+            forward = self.on_scan_error(services) == "forward"
             log.warning(messages.scan_failed_log("webhook", failure, forward), extra={"method": "webhook"})
             self.metrics.requests.labels("webhook", "scan_failed").inc()
             if forward:
                 response = await self._forward_hook(request, raw)
             else:
                 response = web.Response(status=503, text=f"pii_scan_failed: {messages.scan_failed_detail()}")
-            await self._record(ScanFailed(**audit, action="forward" if forward else "block", reason=failure,
+            await services.store.record(ScanFailed(**audit, action="forward" if forward else "block", reason=failure,
                                           status=response.status, latency_ms=_ms(started),
-                                          config_version=self._version()))
+                                          config_version=services.scanner_slot.config_version))
             return response
         verdict = outcome.verdict
         self._count("webhook", outcome)
@@ -236,7 +232,7 @@ class WebApi:
                 body = urlencode({"payload": text}).encode() if form_encoded else _utf8(text, outcome.redacted)
             response = await self._forward_hook(request, body)
         summary = outcome.summary()
-        await self._record(MessageScanned(**audit, action=verdict, entities=summary["entities"],
+        await services.store.record(MessageScanned(**audit, action=verdict, entities=summary["entities"],
                                           rules=summary["rules"], latency_ms=_ms(started), status=response.status,
                                           config_version=outcome.config_version, **explain(outcome)))
         log.info(messages.request_done("webhook", "webhook", verdict, response.status, _ms(started)),
@@ -244,8 +240,9 @@ class WebApi:
         return response
 
     async def _forward_hook(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        upstream = request.app[SERVICES].upstream
         try:
-            async with self.upstream.call(self.upstream.hook_url(request.path), method_name="webhook",
+            async with upstream.call(upstream.hook_url(request.path), method_name="webhook",
                                           headers=forward_headers(request), body=body) as upstream_response:
                 return await relay(request, upstream_response)
         except UpstreamFailure as exc:
@@ -254,14 +251,12 @@ class WebApi:
 
     # --- shared steps ---------------------------------------------------------------------------------------
 
-    async def _scan(self, payload: Any, channel: str | None):
+    async def _scan(self, services: Services, payload: Any, channel: str | None) -> tuple[Outcome | None, str | None]:
         """(outcome, None), or (None, reason) when detection raised or ran over its budget."""
-        loop = asyncio.get_running_loop()
         kwargs = {"channel_name": channel[1:]} if channel and channel.startswith("#") else {"channel_id": channel}
         started = time.perf_counter()
         try:
-            future = loop.run_in_executor(self.executor, partial(self.scanner.scan, payload, **kwargs))
-            outcome = await asyncio.wait_for(future, timeout=self.settings.scan_timeout_seconds)
+            outcome = await services.scan_pool.scan(payload, **kwargs)
         except asyncio.TimeoutError:
             return None, "timeout"
         except Exception as exc:  # noqa: BLE001 - any detection failure fails closed; the type is logged, not text
@@ -275,12 +270,6 @@ class WebApi:
         for item in outcome.decision.actions:
             if item.action != "allow":
                 self.metrics.findings.labels(item.finding.entity_type).inc()
-
-    async def _record(self, event) -> None:
-        await self.store.record(event)
-
-    def _version(self) -> str:
-        return getattr(self.scanner, "config_version", "")
 
 
 # --- parsing -------------------------------------------------------------------------------------------------
