@@ -66,7 +66,10 @@ def build_app(settings: Settings, *, scanner: Scanner | None = None,
         # Hot reload: the slot holds the scanner in force; each request reads it from there.
         slot = ScannerSlot(engine)
         watcher = ConfigWatcher(settings, slot, allow_fingerprints=store.allowed_fingerprints)
-        pool = ScanPool(slot, timeout_seconds=settings.scan_timeout_seconds)
+        pool = ScanPool(slot, workers=settings.scan_workers, queue_depth=settings.scan_queue_depth,
+                        cpu_seconds=settings.scan_cpu_seconds, timeout_seconds=settings.scan_timeout_seconds,
+                        metrics=metrics)
+        await pool.start()
         app[SERVICES] = Services(settings=settings, metrics=metrics, store=store, scanner_slot=slot,
                                  upstream=upstream, watcher=watcher, scan_pool=pool, sink=sink)
         await watcher.start(watch=settings.watch_config)
@@ -75,10 +78,10 @@ def build_app(settings: Settings, *, scanner: Scanner | None = None,
         finally:
             log.info(messages.shutting_down())
             await watcher.stop()
+            await pool.close()
             await upstream.close()
             if sink is not None:
                 await sink.stop()
-            await pool.close()
             await store.close()
             log.info(messages.stopped())
 

@@ -40,8 +40,16 @@ class Settings(BaseSettings):
     recognizers_dir: Path | None = Field(None, description="Directory of recognizer rule YAML files (default: "
                                          "the shipped recognizers/rules).")
     policy_file: Path | None = Field(None, description="Policy YAML (default: the shipped recognizers/policy.yaml).")
-    scan_timeout_seconds: float = Field(2.0, description="Time budget for scanning one request; over it the "
-                                        "request fails closed (see on_scan_error).")
+    scan_timeout_seconds: float = Field(20.0, description="Wall-clock backstop for scanning one request (a worker "
+                                        "that hangs): over it the worker is killed and the request fails closed "
+                                        "(see on_scan_error).")
+    scan_cpu_seconds: float = Field(3.0, description="CPU time one scan may use, counted inside its worker (a busy "
+                                    "machine does not count against it); over it the worker is killed and replaced "
+                                    "and the request fails closed. The largest message Slack accepts (50 blocks x "
+                                    "3000 characters) measured 1.1 s.")
+    scan_workers: int = Field(0, description="Scan worker processes (0: one per core).")
+    scan_queue_depth: int = Field(32, description="Requests that may wait for a free scan worker; beyond that a "
+                                  "request is refused at once with pii_scan_busy (HTTP 503, Retry-After).")
     on_scan_error: Literal["block", "forward", ""] = Field(
         "", description="block (fail closed, the default) or forward unscanned text when detection fails; "
         "overrides the policy file's on_scan_error.")

@@ -33,6 +33,7 @@ from slack_pii.slackapp import blocks
 from slack_pii import messages
 from slack_pii.store.audit import AuditEvent, MessageScanned, explain
 from slack_pii.slackapp.blocks import Summary
+from slack_pii.scanpool import NoOutcome, ScanBusy
 from slack_pii.services import SERVICES, Services
 from slack_pii.slackapp.oauth import OAUTH, OAuthFlow, install_url, mount_oauth, oauth_enabled
 from slack_pii.detect.policy import Decision, FindingAction, fingerprint
@@ -236,8 +237,11 @@ class BoltService:
         started = time.perf_counter()
         try:
             outcome = await self.services.scan_pool.scan(payload, channel_id=channel)
-        except asyncio.TimeoutError:
-            log.warning(messages.bolt_scan_failed(where, "timeout"))
+        except ScanBusy:
+            log.warning(messages.bolt_scan_failed(where, "busy"))
+            return None
+        except NoOutcome as exc:
+            log.warning(messages.bolt_scan_failed(where, exc.reason))
             return None
         except Exception as exc:  # noqa: BLE001 - any detection failure fails closed; only the type is logged
             log.warning(messages.bolt_scan_failed(where, type(exc).__name__))

@@ -31,6 +31,7 @@ from slack_pii.metrics import Metrics
 from slack_pii.services import SERVICES, Services
 from slack_pii.detect.policy import fingerprint
 from slack_pii.detect.scanner import Outcome
+from slack_pii.scanpool import NoOutcome, ScanBusy
 from slack_pii.detect.slack_text import JSON_STRING_FIELDS, decode_json_fields, encode_json_fields
 from slack_pii.webapi.upstream import UpstreamFailure, is_read_method
 
@@ -58,6 +59,9 @@ ERROR_STATUS = {"request_too_large": 413}
 UPSTREAM_STATUS = {"timeout": (504, "upstream_timeout"), "connection": (502, "upstream_unreachable"),
                    "disconnected": (502, "upstream_connection_lost")}
 CHUNK = 64 * 1024
+# Every scan worker taken and the queue full: 503 + Retry-After, which slack_sdk's retry handlers understand.
+BUSY = "busy"
+RETRY_LATER = {"Retry-After": "1"}
 
 
 @dataclass
@@ -122,6 +126,9 @@ class WebApi:
         audit = dict(source="webapi", method=method, channel=channel, caller=caller)
 
         outcome, failure = await self._scan(services, call.args, channel)
+        if failure == BUSY:  # NOTE: refused even with on_scan_error=forward: a flood must not buy unscanned posts
+            self.metrics.requests.labels(method, BUSY).inc()
+            return api_error(503, "pii_scan_busy", messages.scan_busy_detail(), headers=RETRY_LATER)
         if failure is not None:
             forward = self.on_scan_error(services) == "forward"
             log.warning(messages.scan_failed_log(method, failure, forward), extra={"method": method})
@@ -208,6 +215,10 @@ class WebApi:
         audit = dict(source="webhook", method="webhook", channel=channel,
                      caller=fingerprint(path, self.key))
         outcome, failure = await self._scan(services, payload, channel)
+        if failure == BUSY:
+            self.metrics.requests.labels("webhook", BUSY).inc()
+            return web.Response(status=503, text=f"pii_scan_busy: {messages.scan_busy_detail()}",
+                                headers=RETRY_LATER)
         if failure is not None:
             forward = self.on_scan_error(services) == "forward"
             log.warning(messages.scan_failed_log("webhook", failure, forward), extra={"method": "webhook"})
@@ -257,8 +268,10 @@ class WebApi:
         started = time.perf_counter()
         try:
             outcome = await services.scan_pool.scan(payload, **kwargs)
-        except asyncio.TimeoutError:
-            return None, "timeout"
+        except ScanBusy:
+            return None, BUSY
+        except NoOutcome as exc:
+            return None, exc.reason
         except Exception as exc:  # noqa: BLE001 - any detection failure fails closed; the type is logged, not text
             return None, type(exc).__name__
         finally:
@@ -504,11 +517,11 @@ async def relay(request: web.Request, upstream_response: aiohttp.ClientResponse,
     return response
 
 
-def api_error(status: int, code: str, detail: str, path: str = "") -> web.Response:
+def api_error(status: int, code: str, detail: str, path: str = "", headers: dict[str, str] | None = None) -> web.Response:
     body = {"ok": False, "error": code, "detail": detail}
     if path:
         body["path"] = path
-    return web.json_response(body, status=status)
+    return web.json_response(body, status=status, headers=headers)
 
 
 def api_refusal(code: str, detail: str, **extra: Any) -> web.Response:
