@@ -119,7 +119,9 @@ async def test_graceful_shutdown_lets_in_flight_requests_finish(proxy_settings, 
     double.answer("chat.postMessage", delay=0.5)
     client = AsyncWebClient(token="xoxb-s", base_url=f"http://{host}:{port}/api/")
     in_flight = asyncio.create_task(client.chat_postMessage(channel="C1", text=f"card {CARD}"))
+    deadline = asyncio.get_running_loop().time() + 60
     while not double.received("chat.postMessage"):
+        assert asyncio.get_running_loop().time() < deadline, "the call never reached the Slack double"
         await asyncio.sleep(0.01)
     await runner.cleanup()  # stop accepting, wait for the handler, then close upstream and store
     response = await in_flight

@@ -52,6 +52,9 @@ SCANNED_SUBTYPES = frozenset({None, "thread_broadcast", "file_share", "me_messag
 REPLAY_WINDOW_SECONDS = 60 * 5  # Slack's own: a request older than this is refused as stale
 PROCESSED_KEEP_SECONDS = 3600  # event ids and signatures are remembered this long (Slack retries within minutes)
 PURGE_EVERY_SECONDS = 60.0
+# The coroutine Bolt's asyncio runner starts each listener in (slack_bolt/listener/asyncio_runner.py); this app
+# has no lazy listeners.
+BOLT_LISTENER_TASKS = frozenset({"run_ack_function_asynchronously"})
 
 
 def _error_code(exc: Exception) -> str:
@@ -180,22 +183,20 @@ class BoltService:
             self._purger.cancel()
         await self.drain()
 
-    async def drain(self, quiet_seconds: float = 0.03) -> None:
-        """Wait until every listener started so far (and what they started) has finished and none has started
-        for `quiet_seconds`: Bolt starts event listeners after it answers, so "no task yet" is not "done"."""
-        loop = asyncio.get_running_loop()
-        idle_since = None
+    async def drain(self) -> None:
+        """Wait until every listener Bolt has started so far, and everything they started, has finished.
+
+        NOTE: Bolt answers an event before its listener runs (it creates the listener's task, then returns the
+        ack), so a listener that has not run its first line yet is found by its task, which exists from the
+        moment Bolt answered: no quiet period is needed.
+        """
+        current = asyncio.current_task()
         while True:
-            if self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
-                idle_since = None
-                continue
-            now = loop.time()
-            if idle_since is None:
-                idle_since = now
-            elif now - idle_since >= quiet_seconds:
+            pending = [task for task in asyncio.all_tasks()
+                       if task is not current and not task.done() and (task in self._tasks or _is_bolt_listener(task))]
+            if not pending:
                 return
-            await asyncio.sleep(0.005)
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def _track(self) -> None:
         task = asyncio.current_task()
@@ -667,6 +668,12 @@ class BoltService:
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
+
+
+def _is_bolt_listener(task: asyncio.Task) -> bool:
+    """A task Bolt created to run a listener after answering Slack."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and "slack_bolt" in code.co_filename and code.co_name in BOLT_LISTENER_TASKS
 
 
 class _Clock:
