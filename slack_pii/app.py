@@ -14,6 +14,7 @@ from aiohttp import web
 from slack_pii import messages
 from slack_pii.config import LOCAL_UPSTREAM, Settings
 from slack_pii.detect.scanner import Scanner
+from slack_pii.keys import keys_for
 from slack_pii.metrics import Metrics
 from slack_pii.reload import ConfigWatcher, ScannerSlot
 from slack_pii.scanpool import ScanPool
@@ -43,17 +44,18 @@ def build_app(settings: Settings, *, scanner: Scanner | None = None,
     add_dashboard_routes(app, settings)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        store = await Store.open(settings.database_path, settings.key_bytes(), clock=clock,
+        keys = keys_for(settings)  # the proxy keeps state: the key is generated into data_dir when not configured
+        store = await Store.open(settings.database_path, keys.at_rest, clock=clock,
                                  hold_ttl_seconds=settings.hold_ttl_seconds)
         engine = scanner
         if engine is None:
             from slack_pii.detect.scanner import build_scanner
 
-            engine = await asyncio.get_running_loop().run_in_executor(None, build_scanner, settings)
+            engine = await asyncio.get_running_loop().run_in_executor(None, build_scanner, settings, keys)
         sink = None
         api_base, hooks_base = settings.effective_upstream_url, settings.effective_webhook_upstream_url
         if LOCAL_UPSTREAM in (api_base, hooks_base):
-            sink = LocalSink(store, settings.key_bytes())
+            sink = LocalSink(store, keys.fingerprints)
             await sink.start()
             if api_base == LOCAL_UPSTREAM:
                 log.warning(messages.LOCAL_SINK_WARNING)
@@ -70,7 +72,7 @@ def build_app(settings: Settings, *, scanner: Scanner | None = None,
                         cpu_seconds=settings.scan_cpu_seconds, timeout_seconds=settings.scan_timeout_seconds,
                         metrics=metrics)
         await pool.start()
-        app[SERVICES] = Services(settings=settings, metrics=metrics, store=store, scanner_slot=slot,
+        app[SERVICES] = Services(settings=settings, metrics=metrics, keys=keys, store=store, scanner_slot=slot,
                                  upstream=upstream, watcher=watcher, scan_pool=pool, sink=sink)
         await watcher.start(watch=settings.watch_config)
         try:

@@ -131,8 +131,9 @@ class Settings(BaseSettings):
     def database_path(self) -> Path:
         return self.data_dir / "slack-pii.sqlite3"
 
-    def key_bytes(self) -> bytes:
-        """The secret key; created (0600) in data_dir on first use when not configured."""
+    def key_bytes(self, *, create: bool = True) -> bytes | None:
+        """The configured secret; else the one generated into data_dir, created (0600) on first use. With
+        `create=False` (commands that only read) a missing key file is not created: None."""
         if self.secret_key is not None:
             raw = self.secret_key.get_secret_value().strip()
             try:
@@ -144,6 +145,8 @@ class Settings(BaseSettings):
             return key
         path = self.data_dir / "secret.key"
         if not path.exists():
+            if not create:
+                return None
             self.data_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:

@@ -183,8 +183,8 @@ class ConfigWatcher:
             return _Candidate(problems=problems)
         if self.settings.on_scan_error:  # the setting overrides the file, as at start-up
             policy = dataclasses.replace(policy, on_scan_error=self.settings.on_scan_error)
-        key = running.fingerprint_key
-        return _Candidate(Scanner(engine, policy, Redactor(policy, key), fingerprint_key=key), rules_digest=digest)
+        return _Candidate(Scanner(engine, policy, Redactor(policy, running.redactor.hash_key),
+                                  fingerprint_key=running.fingerprint_key), rules_digest=digest)
 
     def rules_digest(self) -> str:
         """Bytes of every rule file and the placeholders file: cheap to compute, changes with any edit."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from slack_pii.config import Settings
+from slack_pii.keys import Keys
 from slack_pii.metrics import Metrics
 from slack_pii.reload import ConfigWatcher, ScannerSlot
 from slack_pii.scanpool import ScanPool
@@ -29,6 +30,7 @@ class Services:
 
     settings: Settings
     metrics: Metrics
+    keys: Keys
     store: Store
     scanner_slot: ScannerSlot
     upstream: Upstream

@@ -9,8 +9,10 @@ from hypothesis import settings as hypothesis_settings
 
 from slack_pii.config import Settings
 from slack_pii.detect.scanner import Scanner, build_scanner
+from slack_pii.keys import Keys
 
 TEST_KEY = "ab" * 32
+TEST_KEYS = Keys.derive(bytes.fromhex(TEST_KEY))  # what the proxy derives from TEST_KEY
 
 # CI replays the same examples every run (a red build must be reproducible); locally hypothesis explores freely.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)

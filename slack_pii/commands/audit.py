@@ -55,9 +55,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 async def _load(settings, since: float | None, limit: int | None) -> list[dict]:
+    from slack_pii.keys import keys_for
     from slack_pii.store.sqlite import Store
 
-    store = await Store.open(settings.database_path, settings.key_bytes())
+    store = await Store.open(settings.database_path, keys_for(settings).at_rest)
     try:
         return await store.audit_events(since=since, limit=limit)
     finally:

@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_pii import messages
 from slack_pii.services import Services
 from slack_pii.store.audit import AuditEvent
-from slack_pii.detect.policy import fingerprint
+from slack_pii.keys import fingerprint
 
 log = logging.getLogger("slack_pii.oauth")
 
@@ -71,9 +71,8 @@ class OAuthFlow:
         self.logger = logger
         self.store = services.store
         self.api_base = services.upstream.api_base
-        self._audit_key = self.settings.key_bytes()
-        # NOTE: a derived key, so a leaked state signature says nothing about the at-rest key itself.
-        self._key = hmac.new(self.settings.key_bytes(), b"slack-oauth-state", hashlib.sha256).digest()
+        self._audit_key = services.keys.fingerprints
+        self._key = services.keys.oauth_state
 
     @property
     def redirect_uri(self) -> str | None:

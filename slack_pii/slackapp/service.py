@@ -36,7 +36,8 @@ from slack_pii.slackapp.blocks import Summary
 from slack_pii.scanpool import NoOutcome, ScanBusy
 from slack_pii.services import SERVICES, Services
 from slack_pii.slackapp.oauth import OAUTH, OAuthFlow, install_url, mount_oauth, oauth_enabled
-from slack_pii.detect.policy import Decision, FindingAction, fingerprint
+from slack_pii.detect.policy import Decision, FindingAction
+from slack_pii.keys import fingerprint
 from slack_pii.detect.scanner import Outcome, Scanner
 from slack_pii.detect.slack_text import reassemble
 

@@ -29,7 +29,7 @@ from slack_pii.errors import PayloadError
 from slack_pii.logs import METHOD_NAME
 from slack_pii.metrics import Metrics
 from slack_pii.services import SERVICES, Services
-from slack_pii.detect.policy import fingerprint
+from slack_pii.keys import fingerprint
 from slack_pii.detect.scanner import Outcome
 from slack_pii.scanpool import NoOutcome, ScanBusy
 from slack_pii.detect.slack_text import JSON_STRING_FIELDS, decode_json_fields, encode_json_fields
@@ -92,7 +92,6 @@ class WebApi:
     def __init__(self, settings, metrics: Metrics):
         self.settings = settings
         self.metrics = metrics
-        self.key = settings.key_bytes()
         policy_choice = settings.on_scan_error
         self._on_scan_error = policy_choice or None
 
@@ -122,7 +121,7 @@ class WebApi:
             return api_error(ERROR_STATUS.get(exc.code, 400), exc.code, exc.detail, exc.path)
         services = request.app[SERVICES]
         channel = _channel_of(call.args)
-        caller = fingerprint(call.token, self.key) if call.token else None
+        caller = fingerprint(call.token, services.keys.fingerprints) if call.token else None
         audit = dict(source="webapi", method=method, channel=channel, caller=caller)
 
         outcome, failure = await self._scan(services, call.args, channel)
@@ -213,7 +212,7 @@ class WebApi:
         services = request.app[SERVICES]
         channel = payload.get("channel") if isinstance(payload.get("channel"), str) else None
         audit = dict(source="webhook", method="webhook", channel=channel,
-                     caller=fingerprint(path, self.key))
+                     caller=fingerprint(path, services.keys.fingerprints))
         outcome, failure = await self._scan(services, payload, channel)
         if failure == BUSY:
             self.metrics.requests.labels("webhook", BUSY).inc()

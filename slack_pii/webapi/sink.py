@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from slack_pii import messages
-from slack_pii.detect.policy import fingerprint
+from slack_pii.keys import fingerprint
 from slack_pii.store.sqlite import Store
 
 log = logging.getLogger("slack_pii.sink")
