@@ -269,7 +269,11 @@ def main() -> int:
             for process in (proxy, upstream):
                 if process is not None:
                     process.terminate()
-                    process.wait(30)
+                    try:
+                        process.wait(30)
+                    except subprocess.TimeoutExpired:  # in-flight hostile scans hold a graceful shutdown
+                        process.kill()
+                        process.wait(30)
     direct = results[0]
     print(f"{'scenario':40} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10} {'added p99':>10} "
           f"{'req/s @' + str(args.concurrency):>10}")

@@ -47,9 +47,11 @@ class Settings(BaseSettings):
                                     "machine does not count against it); over it the worker is killed and replaced "
                                     "and the request fails closed. The largest message Slack accepts (50 blocks x "
                                     "3000 characters) measured 1.1 s.")
-    scan_workers: int = Field(0, description="Scan worker processes (0: one per core).")
-    scan_queue_depth: int = Field(32, description="Requests that may wait for a free scan worker; beyond that a "
-                                  "request is refused at once with pii_scan_busy (HTTP 503, Retry-After).")
+    scan_workers: int = Field(0, description="Scan worker processes for ordinary messages (0: one per core); one "
+                              "more, at a lower CPU priority, scans messages over 16 KiB.")
+    scan_queue_depth: int = Field(32, description="Requests that may wait for a free scan worker (an eighth of that "
+                                  "for messages over 16 KiB); beyond that a request is refused at once with "
+                                  "pii_scan_busy (HTTP 503, Retry-After).")
     on_scan_error: Literal["block", "forward", ""] = Field(
         "", description="block (fail closed, the default) or forward unscanned text when detection fails; "
         "overrides the policy file's on_scan_error.")

@@ -6,6 +6,11 @@ request behind it timed out. Here a scan that overruns is really stopped (its wo
 pool uses every core, and it refuses at once (`ScanBusy`) when `queue_depth` requests already wait for a worker
 instead of queueing them into timeouts.
 
+Two lanes, so a flood of huge messages cannot take every worker: a job whose pickled payload exceeds
+`LARGE_JOB_BYTES` goes to its own worker, which runs at a lower CPU priority (nice +10) and has its own, short queue;
+everything else goes to the `workers` normal ones. Large messages are the ones that degrade under attack (they wait,
+then get `pii_scan_busy`); ordinary chat keeps its workers and its cores.
+
 Two limits, so a busy machine alone never fails a benign message:
 - CPU time, measured by the kernel inside the worker (`ITIMER_PROF`, default action: the worker dies): only the
   scan's own work counts, not the time it waited for a core while other processes ran.
@@ -23,6 +28,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
 import stat
 import threading
@@ -42,6 +48,9 @@ from slack_pii.reload import ScannerSlot
 log = logging.getLogger("slack_pii.scanpool")
 
 _FORK = multiprocessing.get_context("fork")
+# NOTE: ordinary chat messages pickle to well under 4 KiB; Slack's largest text (40k characters) to ~40 KiB.
+LARGE_JOB_BYTES = 16 * 1024
+LARGE_NICE = 10
 
 
 class ScanBusy(DetectionError):
@@ -81,7 +90,7 @@ def _close_inherited_sockets(keep: int) -> None:
             pass
 
 
-def _worker_main(scanner: Scanner, conn: Connection, cpu_seconds: float) -> None:
+def _worker_main(scanner: Scanner, conn: Connection, cpu_seconds: float, nice: int) -> None:
     """A worker's life: scan what arrives, answer, until the pipe closes. Over `cpu_seconds` of CPU in one scan
     the kernel's SIGPROF ends the process (default action), wherever the scan is stuck."""
     for signum in (signal.SIGINT, signal.SIGHUP):  # the proxy owns shutdown and reloads; a worker ends on EOF
@@ -93,9 +102,11 @@ def _worker_main(scanner: Scanner, conn: Connection, cpu_seconds: float) -> None
     except ValueError:
         pass
     _close_inherited_sockets(conn.fileno())
+    if nice:
+        os.nice(nice)  # lowering is always allowed; it lasts for this worker's life
     while True:
         try:
-            payload, channel_id, channel_name = conn.recv()
+            payload, channel_id, channel_name = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return
         signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
@@ -111,11 +122,24 @@ def _worker_main(scanner: Scanner, conn: Connection, cpu_seconds: float) -> None
 # --- the proxy side ------------------------------------------------------------------------------------------
 
 
+@dataclass(eq=False)  # identity: a lane is itself
+class _Lane:
+    """Workers for one kind of job: `size` of them, at most `queue_depth` requests waiting, run at `nice`."""
+
+    name: str
+    size: int
+    queue_depth: int
+    nice: int = 0
+    idle: asyncio.Queue = field(default_factory=asyncio.Queue)
+    waiting: int = 0
+
+
 @dataclass(eq=False)  # identity: a worker is itself, not its fields
 class _Worker:
     process: BaseProcess
     conn: Connection
     scanner: Scanner  # the scanner it was forked with (a reload makes it stale)
+    lane: _Lane
     scans: int = field(default=0)
 
     @property
@@ -124,8 +148,9 @@ class _Worker:
 
 
 class ScanPool:
-    """`workers` processes; at most `queue_depth` requests wait for one; each scan has `cpu_seconds` of CPU and
-    `timeout_seconds` of wall-clock time. `start()` before the first scan, `close()` at shutdown."""
+    """`workers` processes for ordinary messages plus one for large ones; at most `queue_depth` requests wait for an
+    ordinary worker (an eighth of that for the large one); each scan has `cpu_seconds` of CPU and `timeout_seconds`
+    of wall-clock time. `start()` before the first scan, `close()` at shutdown."""
 
     def __init__(self, slot: ScannerSlot, *, workers: int = 0, queue_depth: int = 32, cpu_seconds: float = 3.0,
                  timeout_seconds: float = 30.0, metrics: Metrics | None = None):
@@ -135,11 +160,11 @@ class ScanPool:
         self.cpu_seconds = cpu_seconds
         self.timeout_seconds = timeout_seconds
         self.metrics = metrics or Metrics()
-        self._threads = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="scan-pool")
-        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        self.normal = _Lane("normal", self.size, queue_depth)
+        self.large = _Lane("large", 1, queue_depth // 8, LARGE_NICE)
+        self._threads = ThreadPoolExecutor(max_workers=self.size + 1, thread_name_prefix="scan-pool")
         self._live: set[_Worker] = set()
         self._live_lock = threading.Lock()  # pool threads fork and reap concurrently
-        self._waiting = 0
         self._closed = False
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
@@ -147,8 +172,9 @@ class ScanPool:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         scanner = self.slot.current
-        for _ in range(self.size):
-            self._idle.put_nowait(await loop.run_in_executor(self._threads, self._fork, scanner))
+        for lane in (self.normal, self.large):
+            for _ in range(lane.size):
+                lane.idle.put_nowait(await loop.run_in_executor(self._threads, self._fork, scanner, lane))
 
     async def close(self) -> None:
         """Kill every worker (they hold no state) and wait for them to be reaped."""
@@ -158,8 +184,8 @@ class ScanPool:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
     @property
-    def idle_workers(self) -> int:
-        return self._idle.qsize()
+    def busy_workers(self) -> int:
+        return sum(lane.size - lane.idle.qsize() for lane in (self.normal, self.large))
 
     def worker_pids(self) -> list[int]:
         """Live workers' process ids (for /readyz, tests and the bench)."""
@@ -172,23 +198,25 @@ class ScanPool:
         """The outcome with the scanner in force now. Raises ScanBusy (refused at once) or NoOutcome."""
         if self._closed:
             raise NoOutcome("shutting_down")
-        if self._idle.empty() and self._waiting >= self.queue_depth:
+        job = pickle.dumps((payload, channel_id, channel_name), protocol=pickle.HIGHEST_PROTOCOL)
+        lane = self.large if len(job) > LARGE_JOB_BYTES else self.normal
+        if lane.idle.empty() and lane.waiting >= lane.queue_depth:
             self.metrics.scan_refused.labels("busy").inc()
-            raise ScanBusy("busy")
-        self._waiting += 1
+            raise ScanBusy(f"busy ({lane.name} lane)")
+        lane.waiting += 1
         try:
-            worker = await self._idle.get()
+            worker = await lane.idle.get()
         finally:
-            self._waiting -= 1
+            lane.waiting -= 1
         # NOTE: the call runs as its own task, so a caller that goes away (a client hanging up) never strands a
         # worker: the task finishes the scan and gives the worker back either way.
-        task = asyncio.ensure_future(self._run(worker, (payload, channel_id, channel_name)))
+        task = asyncio.ensure_future(self._run(worker, job))
         kind, value = await asyncio.shield(task)
         if kind == "ok":
             return value
         raise NoOutcome(value)
 
-    async def _run(self, worker: _Worker, job: tuple) -> tuple[str, Any]:
+    async def _run(self, worker: _Worker, job: bytes) -> tuple[str, Any]:
         loop = asyncio.get_running_loop()
         scanner = self.slot.current
         try:
@@ -197,19 +225,19 @@ class ScanPool:
             worker, kind, value = await loop.run_in_executor(self._threads, self._call, worker, job)
         finally:
             if not self._closed:
-                self._idle.put_nowait(worker)
+                worker.lane.idle.put_nowait(worker)
         return kind, value
 
     # --- blocking parts (pool threads) -----------------------------------------------------------------------
 
-    def _fork(self, scanner: Scanner) -> _Worker:
+    def _fork(self, scanner: Scanner, lane: _Lane) -> _Worker:
         parent_end, child_end = _FORK.Pipe(duplex=True)
         with self._live_lock:
-            process = _FORK.Process(target=_worker_main, args=(scanner, child_end, self.cpu_seconds),
+            process = _FORK.Process(target=_worker_main, args=(scanner, child_end, self.cpu_seconds, lane.nice),
                                     name="slack-pii-scan", daemon=True)
             process.start()
             child_end.close()
-            worker = _Worker(process, parent_end, scanner)
+            worker = _Worker(process, parent_end, scanner, lane)
             self._live.add(worker)
         return worker
 
@@ -219,7 +247,7 @@ class ScanPool:
             return worker
         self.metrics.scan_workers_replaced.labels(reason).inc()
         log.info(messages.scan_worker_replaced(worker.pid, reason))
-        return self._fork(scanner)
+        return self._fork(scanner, worker.lane)
 
     def _reap(self, workers: list[_Worker]) -> None:
         for worker in workers:
@@ -230,11 +258,11 @@ class ScanPool:
                 worker.process.kill()
             worker.process.join(timeout=10)
 
-    def _call(self, worker: _Worker, job: tuple) -> tuple[_Worker, str, Any]:
+    def _call(self, worker: _Worker, job: bytes) -> tuple[_Worker, str, Any]:
         """(the worker to give back, "ok", outcome) or (a fresh worker, "failed", reason)."""
         started = time.monotonic()
         try:
-            worker.conn.send(job)
+            worker.conn.send_bytes(job)
             if worker.conn.poll(self.timeout_seconds):
                 kind, value = worker.conn.recv()
                 worker.scans += 1

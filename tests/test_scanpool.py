@@ -1,5 +1,5 @@
 """The scan pool under a hostile message: other people's messages still go through, the runaway scan is really
-stopped (its worker process is killed and replaced), and a full pool refuses at once with `pii_scan_busy`.
+stopped (its worker process is killed and replaced), and a full lane refuses at once with `pii_scan_busy`.
 
 The hostile message is the one from the review: 50 blocks of 20k characters of names and places, so NER alone
 needs tens of CPU seconds. Workers are forked from this test process and share the session's scanner.
@@ -59,7 +59,7 @@ async def test_a_hostile_message_neither_refuses_others_nor_keeps_its_worker(mak
     client = client_for(server)
 
     hostile = asyncio.create_task(client.chat_postMessage(channel="C0EVIL", text="hi", blocks=HOSTILE_BLOCKS))
-    await until(lambda: pool.idle_workers < 2, "the hostile message to reach a worker")
+    await until(lambda: pool.busy_workers == 1, "the hostile message to reach a worker")
     normal = [client.chat_postMessage(channel=f"C0N{i}", text=f"card {CARD}" if i % 2 else "lunch at noon?")
               for i in range(8)]
     answers = await asyncio.gather(*normal)
@@ -77,26 +77,31 @@ async def test_a_hostile_message_neither_refuses_others_nor_keeps_its_worker(mak
     # Its worker was killed and replaced; the pool is whole again and scans as before.
     assert sample(server, "slack_pii_scan_workers_replaced_total", reason="cpu_budget") == 1
     after = set(pool.worker_pids())
-    assert len(after) == 2 and len(after - before) == 1
+    assert len(after) == len(before) == 3 and len(after - before) == 1  # two ordinary workers, one for large jobs
     again = await client.chat_postMessage(channel="C0LATER", text=f"ssn {SSN}")
     assert again["ok"] and SSN not in double.received("chat.postMessage")[-1].args()["text"]
 
 
-async def test_a_full_pool_refuses_at_once_with_pii_scan_busy(make_proxy, double):
+async def test_a_full_lane_refuses_at_once_with_pii_scan_busy_and_ordinary_messages_still_pass(make_proxy, double):
+    # No waiting room at all: the one large-message worker is taken by the first hostile message.
     server = await make_proxy(scan_workers=1, scan_queue_depth=0, scan_cpu_seconds=2,
                               scan_timeout_seconds=DEADLINE_SECONDS)
     pool = server.app[SERVICES].scan_pool
     client = client_for(server)
     hostile = asyncio.create_task(client.chat_postMessage(channel="C0EVIL", text="hi", blocks=HOSTILE_BLOCKS))
     try:
-        await until(lambda: pool.idle_workers == 0, "the hostile message to take the only worker")
+        await until(lambda: pool.busy_workers == 1, "the hostile message to take the large-message worker")
         with pytest.raises(SlackApiError) as raised:
-            await client.chat_postMessage(channel="C0N1", text=f"card {CARD}")
+            await client.chat_postMessage(channel="C0EVIL2", text=f"card {CARD}", blocks=HOSTILE_BLOCKS)
         response = raised.value.response
         assert (response.status_code, response["error"]) == (503, "pii_scan_busy")
         assert response.headers["Retry-After"] == "1"
         assert CARD not in str(response.data)
-        assert double.received("chat.postMessage") == []
         assert sample(server, "slack_pii_scan_refused_total", reason="busy") == 1
+
+        ordinary = await client.chat_postMessage(channel="C0N1", text=f"card {CARD}")
+        assert ordinary["ok"]
+        [posted] = double.received("chat.postMessage")
+        assert posted.args()["channel"] == "C0N1" and CARD not in posted.args()["text"]
     finally:
         hostile.cancel()
