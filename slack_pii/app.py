@@ -8,72 +8,76 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
 from slack_pii import messages
-from slack_pii.slackapp.service import mount_bolt
 from slack_pii.config import LOCAL_UPSTREAM, Settings
-from slack_pii.tools.dashboard import add_routes as add_dashboard_routes
+from slack_pii.detect.files import FileLimits
+from slack_pii.detect.scanner import Scanner
+from slack_pii.keys import keys_for
 from slack_pii.metrics import Metrics
-from slack_pii.reload import CONFIG_WATCHER, SCANNER_SLOT, ConfigWatcher, ScannerSlot
-from slack_pii.webapi.sink import LocalSink
-from slack_pii.store import BaseStore, StoreUnavailable, open_store
-from slack_pii.webapi.upstream import Upstream
+from slack_pii.reload import ConfigWatcher, ScannerSlot
+from slack_pii.scanpool import ScanPool
+from slack_pii.services import SERVICES, Services
+from slack_pii.slackapp.service import mount_bolt
+from slack_pii.store import StoreUnavailable, open_store
+from slack_pii.tools.dashboard import add_routes as add_dashboard_routes
 from slack_pii.webapi.routes import WebApi
+from slack_pii.webapi.sink import LocalSink
+from slack_pii.webapi.upstream import Upstream
 
 log = logging.getLogger("slack_pii.app")
 
-SETTINGS = web.AppKey("settings", Settings)
-METRICS = web.AppKey("metrics", Metrics)
-WEBAPI = web.AppKey("webapi", WebApi)
-STORE = web.AppKey("store", BaseStore)
-UPSTREAM = web.AppKey("upstream", Upstream)
-SINK = web.AppKey("sink", object)
 
+def build_app(settings: Settings, *, scanner: Scanner | None = None,
+              clock: Callable[[], float] = time.time) -> web.Application:
+    """The whole service. `scanner` may be passed in (tests share one); otherwise it is built at start-up.
 
-def build_app(settings: Settings, *, scanner=None, clock: Callable[[], float] = time.time) -> web.Application:
-    """The whole service. `scanner` may be passed in (tests share one); otherwise it is built at start-up."""
+    Routes are mounted here; the running parts (`Services`) exist from start-up to shutdown, in `app[SERVICES]`.
+    """
     metrics = Metrics()
-    webapi = WebApi(settings, metrics)
     app = web.Application(client_max_size=max(settings.max_body_bytes, settings.max_upload_bytes),
                           middlewares=[store_unavailable])
-    app[SETTINGS], app[METRICS], app[WEBAPI] = settings, metrics, webapi
-    webapi.add_routes(app)
+    WebApi(settings, metrics).add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     add_dashboard_routes(app, settings)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        keys = keys_for(settings)  # the proxy keeps state: the key is generated into data_dir when not configured
         store = await open_store(settings, clock=clock)
-        app[STORE] = store
         engine = scanner
         if engine is None:
             from slack_pii.detect.scanner import build_scanner
 
-            engine = await asyncio.get_running_loop().run_in_executor(None, build_scanner, settings)
+            engine = await asyncio.get_running_loop().run_in_executor(None, build_scanner, settings, keys)
         sink = None
         api_base, hooks_base = settings.effective_upstream_url, settings.effective_webhook_upstream_url
         if LOCAL_UPSTREAM in (api_base, hooks_base):
-            sink = LocalSink(store, settings.key_bytes())
+            sink = LocalSink(store, keys.fingerprints)
             await sink.start()
             if api_base == LOCAL_UPSTREAM:
                 log.warning(messages.LOCAL_SINK_WARNING)
                 api_base = sink.api_url
             if hooks_base == LOCAL_UPSTREAM:
                 hooks_base = sink.hooks_url
-        app[SINK] = sink
         upstream = Upstream(api_base, hooks_base, timeout_seconds=settings.upstream_timeout_seconds,
                             retries=settings.upstream_retries, metrics=metrics)
         await upstream.start()
-        app[UPSTREAM] = upstream
-        webapi.bind(engine, store, upstream)
-        # Hot reload: the slot holds the scanner in force; each swap (reload, feedback allow-list) rebinds it.
+        # Hot reload: the slot holds the scanner in force; each request reads it from there.
         slot = ScannerSlot(engine)
-        slot.listeners.append(lambda new: setattr(webapi, "scanner", new))
         watcher = ConfigWatcher(settings, slot, allow_fingerprints=store.allowed_fingerprints)
-        app[SCANNER_SLOT], app[CONFIG_WATCHER] = slot, watcher
+        pool = ScanPool(slot, workers=settings.scan_workers, queue_depth=settings.scan_queue_depth,
+                        cpu_seconds=settings.scan_cpu_seconds, timeout_seconds=settings.scan_timeout_seconds,
+                        metrics=metrics)
+        await pool.start()
+        file_scans = ThreadPoolExecutor(max_workers=1, thread_name_prefix="file-scan")
+        app[SERVICES] = Services(settings=settings, metrics=metrics, keys=keys, store=store, scanner_slot=slot,
+                                 upstream=upstream, watcher=watcher, scan_pool=pool,
+                                 file_limits=FileLimits.from_settings(settings), file_scans=file_scans, sink=sink)
         await watcher.start(watch=settings.watch_config)
         await store.listen_allow_list(watcher.refresh_allow_list)  # PostgreSQL: NOTIFY from any replica
         try:
@@ -81,10 +85,11 @@ def build_app(settings: Settings, *, scanner=None, clock: Callable[[], float] = 
         finally:
             log.info(messages.shutting_down())
             await watcher.stop()
+            await pool.close()
+            file_scans.shutdown(wait=False, cancel_futures=True)
             await upstream.close()
             if sink is not None:
                 await sink.stop()
-            webapi.executor.shutdown(wait=False, cancel_futures=True)
             await store.close()
             log.info(messages.stopped())
 
@@ -108,19 +113,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the engine is loaded, the store open and an upstream configured; says which upstream."""
-    app = request.app
-    settings, webapi = app[SETTINGS], app[WEBAPI]
-    store = app.get(STORE)
-    checks = {"engine": webapi.scanner is not None, "store": bool(store and store.is_open and await store.ping()),
-              "upstream": webapi.upstream is not None}
+    """Ready once start-up has finished (engine loaded, store answering, upstream configured); says which upstream."""
+    services = request.app.get(SERVICES)
+    if services is None:
+        return web.json_response({"ok": False, "checks": {"engine": False, "store": False, "upstream": False}},
+                                 status=503)
+    settings = services.settings
+    checks = {"engine": True, "store": bool(services.store.is_open and await services.store.ping()), "upstream": True}
     ready = all(checks.values())
     body = {"ok": ready, "checks": checks, "upstream": upstream_label(settings),
             "webhook_upstream": webhook_upstream_label(settings),
-            "config_version": getattr(webapi.scanner, "config_version", None),
-            "files": {"ocr": webapi.files.limits.ocr, "max_bytes": webapi.files.limits.max_bytes}}
-    if SCANNER_SLOT in app:
-        body["config"] = app[SCANNER_SLOT].status()
+            "config_version": services.scanner_slot.config_version, "config": services.scanner_slot.status(),
+            "files": {"ocr": services.file_limits.ocr, "max_bytes": services.file_limits.max_bytes}}
     if settings.uses_local_sink:
         body["warning"] = messages.LOCAL_SINK_WARNING
     return web.json_response(body, status=200 if ready else 503)
@@ -138,10 +142,12 @@ async def store_unavailable(request: web.Request, handler) -> web.StreamResponse
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    metrics, store = request.app[METRICS], request.app.get(STORE)
-    if store is not None and store.is_open:
+    services = request.app.get(SERVICES)
+    if services is None:
+        return web.Response(status=503, text="metrics: starting up\n")
+    if services.store.is_open:
         try:
-            metrics.held_messages.set(await store.count_held())
+            services.metrics.held_messages.set(await services.store.count_held())
         except StoreUnavailable:  # the rest of the metrics matter most during a database outage
             pass
-    return web.Response(body=metrics.render(), headers={"Content-Type": metrics.content_type})
+    return web.Response(body=services.metrics.render(), headers={"Content-Type": services.metrics.content_type})

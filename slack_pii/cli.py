@@ -115,11 +115,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _scanner(args, **overrides):
+    """A scanner for a command that only reads: no key file or store is created (see `keys_for`)."""
     from slack_pii.config import load_settings
     from slack_pii.detect.scanner import build_scanner
+    from slack_pii.keys import keys_for
 
     settings = load_settings(args.config, **overrides)
-    return build_scanner(settings)
+    keys = keys_for(settings, create=False)
+    return build_scanner(settings, keys), keys
+
+
+def _note_one_off_pseudonyms(keys, scanner, outcomes) -> None:
+    """Say (on stderr) when a pseudonym in the output came from a one-off key: it matches nothing the proxy
+    stores or logs."""
+    if keys.ephemeral and any(scanner.policy.redaction_for(f.entity_type).operator == "hash"
+                              for outcome in outcomes for f in outcome.decision.to_redact):
+        print("note: no SLACK_PII_SECRET_KEY (or data_dir/secret.key) found: pseudonyms above use a one-off key and "
+              "will not match the proxy's; set SLACK_PII_SECRET_KEY to get the same ones", file=sys.stderr)
 
 
 def _channel(args) -> dict[str, str | None]:
@@ -145,7 +157,7 @@ def cmd_scan(args) -> int:
             print(f"error: stdin looks like JSON but does not parse (line {exc.lineno}, column {exc.colno})",
                   file=sys.stderr)
             return EXIT_USAGE
-    scanner = _scanner(args, **overrides)
+    scanner, keys = _scanner(args, **overrides)
     outcome = scanner.scan(payload, **_channel(args))
     if args.json:
         from slack_pii.tools.batch import result_record
@@ -153,6 +165,7 @@ def cmd_scan(args) -> int:
         print(json.dumps(result_record(None, outcome, explain=args.explain), ensure_ascii=False, indent=2))
     else:
         _print_human(outcome, args.explain)
+    _note_one_off_pseudonyms(keys, scanner, [outcome])
     return EXIT_OK
 
 
@@ -193,7 +206,7 @@ def _scan_jsonl(args, overrides) -> int:
     """Batch mode: stable JSON-lines contract, spaCy batching, both cores, bad lines reported and skipped."""
     from slack_pii.tools.batch import run_batch
 
-    scanner = _scanner(args, **overrides)
+    scanner, _ = _scanner(args, **overrides)  # NOTE: JSON lines carry no note; pseudonyms there are one-off too
     workers = args.workers or min(2, os.cpu_count() or 1)
     return run_batch(scanner, sys.stdin, sys.stdout, sys.stderr, workers=workers, explain=args.explain,
                      channel=_channel(args))

@@ -40,8 +40,18 @@ class Settings(BaseSettings):
     recognizers_dir: Path | None = Field(None, description="Directory of recognizer rule YAML files (default: "
                                          "the shipped recognizers/rules).")
     policy_file: Path | None = Field(None, description="Policy YAML (default: the shipped recognizers/policy.yaml).")
-    scan_timeout_seconds: float = Field(2.0, description="Time budget for scanning one request; over it the "
-                                        "request fails closed (see on_scan_error).")
+    scan_timeout_seconds: float = Field(20.0, description="Wall-clock backstop for scanning one request (a worker "
+                                        "that hangs): over it the worker is killed and the request fails closed "
+                                        "(see on_scan_error).")
+    scan_cpu_seconds: float = Field(3.0, description="CPU time one scan may use, counted inside its worker (a busy "
+                                    "machine does not count against it); over it the worker is killed and replaced "
+                                    "and the request fails closed. The largest message Slack accepts (50 blocks x "
+                                    "3000 characters) measured 1.1 s.")
+    scan_workers: int = Field(0, description="Scan worker processes for ordinary messages (0: one per core); one "
+                              "more, at a lower CPU priority, scans messages over 16 KiB.")
+    scan_queue_depth: int = Field(32, description="Requests that may wait for a free scan worker (an eighth of that "
+                                  "for messages over 16 KiB); beyond that a request is refused at once with "
+                                  "pii_scan_busy (HTTP 503, Retry-After).")
     on_scan_error: Literal["block", "forward", ""] = Field(
         "", description="block (fail closed, the default) or forward unscanned text when detection fails; "
         "overrides the policy file's on_scan_error.")
@@ -144,8 +154,9 @@ class Settings(BaseSettings):
     def database_path(self) -> Path:
         return self.data_dir / "slack-pii.sqlite3"
 
-    def key_bytes(self) -> bytes:
-        """The secret key; created (0600) in data_dir on first use when not configured."""
+    def key_bytes(self, *, create: bool = True) -> bytes | None:
+        """The configured secret; else the one generated into data_dir, created (0600) on first use. With
+        `create=False` (commands that only read) a missing key file is not created: None."""
         if self.secret_key is not None:
             raw = self.secret_key.get_secret_value().strip()
             try:
@@ -157,6 +168,8 @@ class Settings(BaseSettings):
             return key
         path = self.data_dir / "secret.key"
         if not path.exists():
+            if not create:
+                return None
             self.data_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:

@@ -46,6 +46,14 @@ def scan_failed_log(method: str, reason: str, forwarded: bool) -> str:
     return f"scan of {method} failed ({reason}); {then}"
 
 
+def scan_overrun(reason: str, pid: int | None, seconds: float) -> str:
+    return f"scan worker {pid} stopped ({reason}) after {seconds:.2f} s; the request fails closed, a new worker replaces it"
+
+
+def scan_worker_replaced(pid: int | None, reason: str) -> str:
+    return f"scan worker {pid} replaced ({reason})"
+
+
 def upstream_failed_log(method: str, kind: str, attempt: int) -> str:
     return f"upstream call for {method} failed ({kind}, attempt {attempt})"
 
@@ -67,6 +75,11 @@ def blocked_detail(entity_types: Iterable[str], rule_ids: Iterable[str]) -> str:
 def scan_failed_detail() -> str:
     return ("Message not sent: it could not be scanned for sensitive data in time. Nothing was forwarded; "
             "try again, and tell your Slack admins if it keeps happening.")
+
+
+def scan_busy_detail() -> str:
+    return ("Message not sent: the proxy is scanning as many messages as it can right now. Nothing was forwarded; "
+            "retry in a moment.")
 
 
 # --- errors answered to callers (Slack-shaped) ----------------------------------------------------------------

@@ -24,6 +24,12 @@ class Metrics:
         self.upstream_errors = Counter("slack_pii_upstream_errors", "Upstream failures, by kind "
                                        "(timeout, connection, disconnected, status_429, status_5xx)",
                                        ["kind"], registry=self.registry)
+        self.scan_refused = Counter("slack_pii_scan_refused", "Scans refused before they started, by reason "
+                                    "(busy: every scan worker taken and the queue full)", ["reason"],
+                                    registry=self.registry)
+        self.scan_workers_replaced = Counter("slack_pii_scan_workers_replaced", "Scan workers killed and replaced, "
+                                             "by reason (cpu_budget, timeout, worker_died, reload)", ["reason"],
+                                             registry=self.registry)
         self.held_messages = Gauge("slack_pii_held_messages", "Originals currently held encrypted",
                                    registry=self.registry)
 

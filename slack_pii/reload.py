@@ -23,8 +23,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiohttp import web
-
 from slack_pii import messages
 from slack_pii.errors import ConfigProblem
 from slack_pii.detect.policy import DEFAULT_POLICY_FILE, collect_policy
@@ -33,10 +31,6 @@ from slack_pii.detect.scanner import Scanner, known_entities_for_rules
 from slack_pii.detect.rules import CATEGORIES, DEFAULT_RULES_DIR, PLACEHOLDERS_FILE, collect_rules
 
 log = logging.getLogger(__name__)
-
-# Where build_app keeps the slot and the watcher (the dashboard and /readyz read the slot).
-SCANNER_SLOT = web.AppKey("scanner_slot", object)
-CONFIG_WATCHER = web.AppKey("config_watcher", object)
 
 ALLOW_LIST_REFRESH_SECONDS = 2.0  # how soon a `feedback allow` reaches a running proxy
 WATCH_DEBOUNCE_MS = 300  # editors write a file in several steps; one reload per burst of changes
@@ -49,14 +43,10 @@ WATCH_DEBOUNCE_MS = 300  # editors write a file in several steps; one reload per
 
 
 class ScannerSlot:
-    """The scanner in force. Handlers read `current` once per request; reloads replace it whole.
-
-    `listeners` are called with each new scanner (e.g. to rebind the Web API and the Bolt app).
-    """
+    """The scanner in force. Handlers read `current` once per request; reloads replace it whole."""
 
     def __init__(self, scanner: Scanner):
         self._current = scanner
-        self.listeners: list[Callable[[Scanner], None]] = []
         self.loaded_at = time.time()
         self.reloads = 0  # successful swaps since start
         self.rejected = 0  # reloads refused because the new config had problems
@@ -69,8 +59,6 @@ class ScannerSlot:
     @current.setter
     def current(self, scanner: Scanner) -> None:
         self._current = scanner
-        for listener in self.listeners:
-            listener(scanner)
 
     @property
     def config_version(self) -> str:
@@ -195,8 +183,8 @@ class ConfigWatcher:
             return _Candidate(problems=problems)
         if self.settings.on_scan_error:  # the setting overrides the file, as at start-up
             policy = dataclasses.replace(policy, on_scan_error=self.settings.on_scan_error)
-        key = running.fingerprint_key
-        return _Candidate(Scanner(engine, policy, Redactor(policy, key), fingerprint_key=key), rules_digest=digest)
+        return _Candidate(Scanner(engine, policy, Redactor(policy, running.redactor.hash_key),
+                                  fingerprint_key=running.fingerprint_key), rules_digest=digest)
 
     def rules_digest(self) -> str:
         """Bytes of every rule file and the placeholders file: cheap to compute, changes with any edit."""

@@ -3,6 +3,7 @@ and Slack-shaped payloads signed with `SignatureVerifier.generate_signature` lik
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -14,7 +15,8 @@ from aiohttp.test_utils import TestServer
 from slack_sdk.signature import SignatureVerifier
 
 from slack_pii.slackapp import blocks
-from slack_pii.app import STORE, build_app
+from slack_pii.app import build_app
+from slack_pii.services import SERVICES
 from slack_pii.slackapp.service import BOLT, BoltService
 from slack_pii.config import Settings
 from tests.conftest import TEST_KEY
@@ -25,6 +27,7 @@ BOT_TOKEN = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"
 USER, OTHER, CHANNEL, TEAM = "U0SENDER1", "U0OTHER22", "C0GENERAL", "T0TEAM001"
 BOT_USER = "U0BOTUSER"
 
+DEADLINE_SECONDS = 60.0  # listeners finish in milliseconds; this only bounds a hang on a loaded machine
 _ids = itertools.count(1)
 
 
@@ -97,7 +100,7 @@ class Harness:
 
     @property
     def store(self):
-        return self.server.app[STORE]
+        return self.server.app[SERVICES].store
 
     @property
     def url(self) -> str:
@@ -109,13 +112,17 @@ class Harness:
 
     async def send(self, body: str, *, content_type: str = "application/json", headers: dict | None = None,
                    settle: bool = True) -> aiohttp.ClientResponse:
-        """POST a signed request; with `settle`, wait until the listeners it started have finished."""
+        """POST a signed request; with `settle`, wait (with a deadline) until the listeners it started have
+        finished, so what they sent to the Slack double is all there."""
         hdrs = headers if headers is not None else signed_headers(body, content_type=content_type)
         response = await self.session.post(self.url, data=body.encode(), headers=hdrs)
         await response.read()
         if settle:
-            await self.bolt.drain()
+            await self.settle()
         return response
+
+    async def settle(self) -> None:
+        await asyncio.wait_for(self.bolt.drain(), DEADLINE_SECONDS)
 
     async def event(self, event: dict, **kw) -> aiohttp.ClientResponse:
         return await self.send(event_body(event, **kw))

@@ -9,9 +9,11 @@ from hypothesis import settings as hypothesis_settings
 
 from slack_pii.config import Settings
 from slack_pii.detect.scanner import Scanner, build_scanner
+from slack_pii.keys import Keys
 
 TEST_KEY = "ab" * 32
 pytest_plugins = ["tests.support.postgres"]  # pg_server, pg_url, pg_cluster: a real PostgreSQL
+TEST_KEYS = Keys.derive(bytes.fromhex(TEST_KEY))  # what the proxy derives from TEST_KEY
 
 # CI replays the same examples every run (a red build must be reproducible); locally hypothesis explores freely.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)

@@ -9,7 +9,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from slack_pii.app import SINK
+from slack_pii.services import SERVICES
 from tests.bolt_support import CHANNEL, USER, function_executed, start_harness, stop_harness
 from tests.factories import CARD
 
@@ -38,7 +38,7 @@ async def test_socket_mode_against_the_sink_is_not_started_and_says_why(tmp_path
         assert "Socket Mode cannot run against the local sink" in caplog.text
         assert (await h.session.get(h.server.make_url("/healthz"))).status == 200  # the proxy itself runs
         # and anyone asking the sink for a websocket URL gets an honest refusal, not a URL that goes nowhere
-        client = AsyncWebClient(base_url=h.server.app[SINK].api_url)
+        client = AsyncWebClient(base_url=h.server.app[SERVICES].sink.api_url)
         with pytest.raises(SlackApiError) as refused:
             await client.apps_connections_open(app_token=APP_TOKEN)
         assert refused.value.response["error"] == "socket_mode_unavailable"

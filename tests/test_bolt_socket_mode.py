@@ -38,7 +38,7 @@ async def test_socket_mode_receives_an_event_acks_it_and_warns_the_sender(socket
 
     fake.deliver("env-1", "events_api", json.loads(event_body(message_event(f"SSN {SSN}"), event_id="Ev0SOCK1")))
     await asyncio.wait_for(fake.acked.wait(), SAFETY_NET_SECONDS)
-    await h.bolt.drain()
+    await h.settle()
     assert fake.acks[0]["envelope_id"] == "env-1"
     warning = h.calls("chat.postEphemeral")
     assert len(warning) == 1 and warning[0]["user"] == USER
@@ -48,5 +48,5 @@ async def test_socket_mode_receives_an_event_acks_it_and_warns_the_sender(socket
     fake.acked.clear()
     fake.deliver("env-2", "events_api", json.loads(event_body(message_event(f"SSN {SSN}"), event_id="Ev0SOCK1")))
     await asyncio.wait_for(fake.acked.wait(), SAFETY_NET_SECONDS)
-    await h.bolt.drain()
+    await h.settle()
     assert len(h.calls("chat.postEphemeral")) == 1

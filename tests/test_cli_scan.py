@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +88,35 @@ def test_missing_model_names_the_fix(tmp_path):
     assert result.returncode == 2
     assert "pip install" in result.stderr and "SLACK_PII_SPACY_MODEL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- commands that only read leave nothing behind --------------------------------------------------------------
+
+
+def run_bare(*args: str, cwd, **env) -> subprocess.CompletedProcess:
+    """The CLI as someone runs it in their home or a checkout: no data dir and no key configured."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_PII_")}
+    return subprocess.run([sys.executable, "-m", "slack_pii", *args], capture_output=True, text=True,
+                          env={**clean, **env}, cwd=cwd, timeout=300)
+
+
+def test_scan_creates_no_key_or_store_and_names_a_one_off_pseudonym_key(tmp_path):
+    policy = tmp_path / "conf" / "policy.yaml"
+    policy.parent.mkdir()
+    shipped = (Path(__file__).resolve().parent.parent / "recognizers" / "policy.yaml").read_text()
+    policy.write_text(shipped.replace("person: allow", "person: redact", 1))
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+
+    named = run_bare("scan", "Please call Jane Doe about the refund", cwd=cwd, SLACK_PII_POLICY_FILE=str(policy))
+    assert named.returncode == 0, named.stderr
+    assert "[PERSON-" in named.stdout and "Jane Doe" not in named.stdout.split("Redacted:")[1]
+    assert "one-off key" in named.stderr and "SLACK_PII_SECRET_KEY" in named.stderr
+
+    unnamed = run_bare("scan", f"refund card {CARD}", cwd=cwd, SLACK_PII_POLICY_FILE=str(policy))
+    assert unnamed.returncode == 0 and "•1111" in unnamed.stdout and unnamed.stderr == ""  # no pseudonym: no note
+
+    keyed = run_bare("scan", "Please call Jane Doe about the refund", cwd=cwd, SLACK_PII_POLICY_FILE=str(policy),
+                     SLACK_PII_SECRET_KEY="cd" * 32)
+    assert "[PERSON-" in keyed.stdout and keyed.stderr == ""
+    assert list(cwd.iterdir()) == []  # no data/, no secret.key, no database

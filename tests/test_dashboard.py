@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from slack_pii.app import STORE, build_app
+from slack_pii.app import build_app
+from slack_pii.services import SERVICES
 from slack_pii.commands.dashboard import Chromium, ensure_chromium, screenshot, seed
 from slack_pii.config import Settings
-from slack_pii.reload import SCANNER_SLOT
 from tests.conftest import TEST_KEY
 from tests.factories import CARD, EMAIL
 from tests.slack_double import start_proxy
@@ -72,7 +72,7 @@ async def test_dashboard_renders_the_seeded_activity_in_a_real_browser(seeded, c
     email_row = next(row for row in feedback if row[0] == "email-address")
     assert email_row[2].strip().endswith("4") and email_row[4] == "1"  # 4 reports, 1 fingerprint allow-listed
     assert held == 2
-    version = seeded.app[SCANNER_SLOT].config_version
+    version = seeded.app[SERVICES].scanner_slot.config_version
     assert f"config {version}" in page["text"]
     assert "documented example value" in page["text"]  # what the placeholder exception let through
     for value in (EMAIL, CARD, "Sup3rS3cret", "078-05-1123"):
@@ -147,7 +147,7 @@ async def test_audit_trail_explains_each_finding_and_allow_hit_without_values(tm
             async with session.post(server.make_url("/api/chat.postMessage"),
                                     json={"channel": "C0AUDIT", "text": text}) as response:
                 assert (await response.json())["ok"] is True
-        [event] = await server.app[STORE].audit_events()
+        [event] = await server.app[SERVICES].store.audit_events()
         findings = {f["rule"]: f for f in event["detail"]["findings"]}
         ssn = findings["us-ssn"]
         assert ssn["entity_type"] == "US_SSN" and ssn["action"] == "redact" and ssn["pattern"]

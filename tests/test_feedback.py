@@ -14,11 +14,11 @@ import time
 import aiohttp
 import pytest
 
-from slack_pii.app import STORE
+from slack_pii.services import SERVICES
 from slack_pii.cli import main
 from slack_pii.config import Settings
-from slack_pii.detect.policy import fingerprint
-from tests.conftest import TEST_KEY
+from slack_pii.keys import fingerprint
+from tests.conftest import TEST_KEY, TEST_KEYS
 from tests.factories import EMAIL
 from tests.slack_double import double, start_proxy  # noqa: F401 - fixture
 
@@ -46,7 +46,7 @@ def add(cli, value: str, rule="email-address", entity="EMAIL_ADDRESS", reporter=
 
 
 def test_reports_are_grouped_by_rule_and_never_hold_the_value(cli, tmp_path):
-    key = bytes.fromhex(TEST_KEY)
+    key = TEST_KEYS.fingerprints
     code, out = add(cli, EMAIL)
     assert code == 0 and fingerprint(EMAIL, key) in out and EMAIL not in out
     add(cli, EMAIL, reporter="U0OTHER")
@@ -90,11 +90,11 @@ async def post(server, text: str) -> dict:
 
 
 async def test_allowing_a_fingerprint_lets_the_value_through_a_running_proxy(cli, tmp_path, double, scanner):
-    key = bytes.fromhex(TEST_KEY)
+    key = TEST_KEYS.fingerprints
     settings = Settings(data_dir=tmp_path, secret_key=TEST_KEY, upstream_url=double.api_url,
                         webhook_upstream_url=double.base_url, watch_config=False)
     server = await start_proxy(settings, scanner)
-    store = server.app[STORE]
+    store = server.app[SERVICES].store
     try:
         assert (await post(server, f"write to {EMAIL}"))["ok"]
         assert (await store.audit_events())[-1]["action"] == "warn"

@@ -12,7 +12,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from slack_pii.app import STORE, WEBAPI
+from slack_pii.services import SERVICES
+from slack_pii.webapi.files import FILE_UPLOADS
 from tests.factories import CARD, SSN, Clock
 from tests.file_factories import PEM_KEY, customers_csv, pdf_with_text
 from tests.slack_double import double, proxy, proxy_settings  # noqa: F401 - fixtures
@@ -29,7 +30,7 @@ def uploads(double) -> list[bytes]:
 
 
 async def file_events(proxy) -> list[dict]:
-    return [e for e in await proxy.app[STORE].audit_events() if e["name"] == "file_scanned"]
+    return [e for e in await proxy.app[SERVICES].store.audit_events() if e["name"] == "file_scanned"]
 
 
 # --- files_upload_v2: getUploadURLExternal -> POST bytes -> completeUploadExternal ---------------------------
@@ -94,9 +95,8 @@ async def test_v2_pdf_with_an_ssn_is_blocked_by_the_type_policy(proxy, double):
 async def test_label_redaction_gets_a_fresh_upload_url_for_the_new_length(proxy, double, scanner):
     from dataclasses import replace
 
-    webapi = proxy.app[WEBAPI]
     policy = replace(scanner.policy, files=replace(scanner.policy.files, redaction="label"))
-    webapi.scanner = replace(scanner, policy=policy)
+    proxy.app[SERVICES].scanner_slot.swap(replace(scanner, policy=policy))
     data = f"ssn {SSN}\n".encode()
     response = await client(proxy).files_upload_v2(channel="C0123", filename="a.txt", content=data)
     assert response["ok"]
@@ -141,9 +141,9 @@ async def test_upload_url_is_the_proxys_single_use_and_bound_to_its_file_id(prox
 
 async def test_upload_url_expires(proxy, double):
     clock = Clock()
-    proxy.app[WEBAPI].files.clock = clock
+    proxy.app[FILE_UPLOADS].clock = clock
     answer = await get_url(proxy, len(CLEAN))
-    clock.now += proxy.app[WEBAPI].settings.file_upload_ttl_seconds + 1
+    clock.now += proxy.app[SERVICES].settings.file_upload_ttl_seconds + 1
     status, text = await post_bytes(answer["upload_url"], CLEAN)
     assert status == 403 and "SLACK_PII_FILE_UPLOAD_TTL_SECONDS" in text
     assert uploads(double) == []
@@ -219,7 +219,7 @@ async def test_readyz_reports_whether_images_are_read_with_ocr(proxy):
         async with session.get(proxy.make_url("/readyz")) as response:
             body = await response.json()
     assert body["files"] == {"ocr": shutil.which("tesseract") is not None,
-                             "max_bytes": proxy.app[WEBAPI].settings.file_max_bytes}
+                             "max_bytes": proxy.app[SERVICES].settings.file_max_bytes}
 
 
 async def test_file_values_reach_no_log_metric_audit_or_error(proxy, double, caplog):
@@ -235,7 +235,7 @@ async def test_file_values_reach_no_log_metric_audit_or_error(proxy, double, cap
     async with aiohttp.ClientSession() as session:
         async with session.get(proxy.make_url("/metrics")) as response:
             metrics = await response.text()
-    audit = json.dumps(await proxy.app[STORE].audit_events())
+    audit = json.dumps(await proxy.app[SERVICES].store.audit_events())
     key_line = PEM_KEY.splitlines()[1]
     for text in (caplog.text, metrics, audit, str(blocked.value), json.dumps(legacy.value.response.data)):
         assert SSN not in text and CARD not in text and key_line not in text
@@ -271,7 +271,7 @@ async def test_files_upload_v2_works_against_the_local_sink(tmp_path, scanner):
         api = AsyncWebClient(token="xoxb-local", base_url=str(server.make_url("/api/")))
         response = await api.files_upload_v2(channel="C0123", filename="customers.csv", content=data)
         assert response["ok"]
-        [stored] = [m for m in await server.app[STORE].sink_messages() if m["method"] == "files.upload_url"]
+        [stored] = [m for m in await server.app[SERVICES].store.sink_messages() if m["method"] == "files.upload_url"]
         assert stored["payload"]["size"] == len(data)
         assert stored["payload"]["sha256"] != hashlib.sha256(data).hexdigest()  # what arrived was redacted
     finally:

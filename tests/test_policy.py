@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from slack_pii.detect.policy import Context, Policy, Scope, decide, fingerprint, load_policy
+from slack_pii.detect.policy import Context, Policy, Scope, decide, load_policy
+from slack_pii.keys import fingerprint
 from tests.factories import finding
 
 SHIPPED = load_policy()

@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from slack_pii.app import STORE
+from slack_pii.services import SERVICES
 from slack_pii.cli import build_parser
 from slack_pii.config import Settings, settings_help
 from tests.conftest import TEST_KEY
@@ -52,7 +52,7 @@ async def test_local_sink_answers_like_slack_and_stores_what_slack_would_have_re
     assert CARD not in response["message"]["text"] and "1111" in response["message"]["text"]
     assert (await client.auth_test())["ok"]
     assert (await client.conversations_info(channel="C0TEST"))["channel"]["id"] == "C0TEST"
-    stored = await local_proxy.app[STORE].sink_messages()
+    stored = await local_proxy.app[SERVICES].store.sink_messages()
     assert [row["method"] for row in stored] == ["chat.postMessage", "auth.test", "conversations.info"]
     assert CARD not in stored[0]["payload"]["text"] and EMAIL in stored[0]["payload"]["text"]  # email: warn
     assert "xoxb-local" not in str(stored)  # tokens are kept as fingerprints only
@@ -73,7 +73,7 @@ async def test_metrics_count_requests_findings_and_scans(proxy):
 async def test_store_is_closed_on_shutdown(tmp_path, double, scanner):
     server = await start_proxy(Settings(data_dir=tmp_path, secret_key=TEST_KEY, upstream_url=double.api_url),
                                scanner)
-    store = server.app[STORE]
+    store = server.app[SERVICES].store
     assert store.is_open
     await server.close()
     assert not store.is_open
@@ -99,7 +99,7 @@ async def test_curl_style_webhook_to_the_local_sink_is_stored_redacted(local_pro
                                 data=b'{"text":"ssn 078-05-1123"}',
                                 headers={"Content-Type": "application/x-www-form-urlencoded"}) as response:
             assert (response.status, await response.text()) == (200, "ok")
-    [row] = await local_proxy.app[STORE].sink_messages()
+    [row] = await local_proxy.app[SERVICES].store.sink_messages()
     assert row["method"] == "webhook" and row["payload"] == {"text": "ssn [US_SSN]"}
 
 
@@ -115,11 +115,13 @@ async def test_graceful_shutdown_lets_in_flight_requests_finish(proxy_settings, 
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     host, port = runner.addresses[0][:2]
-    store = runner.app[STORE]
+    store = runner.app[SERVICES].store
     double.answer("chat.postMessage", delay=0.5)
     client = AsyncWebClient(token="xoxb-s", base_url=f"http://{host}:{port}/api/")
     in_flight = asyncio.create_task(client.chat_postMessage(channel="C1", text=f"card {CARD}"))
+    deadline = asyncio.get_running_loop().time() + 60
     while not double.received("chat.postMessage"):
+        assert asyncio.get_running_loop().time() < deadline, "the call never reached the Slack double"
         await asyncio.sleep(0.01)
     await runner.cleanup()  # stop accepting, wait for the handler, then close upstream and store
     response = await in_flight

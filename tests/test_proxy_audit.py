@@ -10,11 +10,11 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from slack_pii.app import STORE
+from slack_pii.services import SERVICES
 from slack_pii.cli import main
 from slack_pii.commands.audit import parse_since
-from slack_pii.detect.policy import fingerprint
-from tests.conftest import TEST_KEY
+from slack_pii.keys import fingerprint
+from tests.conftest import TEST_KEY, TEST_KEYS
 from tests.factories import AWS_KEY, CARD, EMAIL
 from tests.slack_double import double, proxy, proxy_settings  # noqa: F401 - fixtures
 
@@ -29,12 +29,12 @@ async def send_three(proxy):
 
 async def test_each_scanned_request_is_audited_with_shapes_only(proxy, scanner):
     await send_three(proxy)
-    rows = await proxy.app[STORE].audit_events()
+    rows = await proxy.app[SERVICES].store.audit_events()
     assert [(r["method"], r["channel"], r["action"], r["status"]) for r in rows] == [
         ("chat.postMessage", "C1", "redact", 200), ("chat.postMessage", "C2", "warn", 200),
         ("chat.postMessage", "C3", "block", 200)]
     assert rows[0]["entities"] == {"CREDIT_CARD": 1} and rows[0]["rules"]
-    assert {r["caller"] for r in rows} == {fingerprint("xoxb-audited", bytes.fromhex(TEST_KEY))}
+    assert {r["caller"] for r in rows} == {fingerprint("xoxb-audited", TEST_KEYS.fingerprints)}
     assert all(r["config_version"] == scanner.config_version and r["latency_ms"] > 0 for r in rows)
     dump = json.dumps(rows)
     for value in (CARD, EMAIL, AWS_KEY, "xoxb-audited"):

@@ -13,7 +13,8 @@ from aiohttp import web
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from slack_pii.app import STORE, build_app
+from slack_pii.app import build_app
+from slack_pii.services import SERVICES
 from slack_pii.logs import AccessLogger, JsonFormatter
 from tests.factories import AWS_KEY, CARD, EMAIL, IBAN, PHONE, SLACK_BOT, SSN, section
 from tests.slack_double import double, proxy_settings  # noqa: F401 - fixtures
@@ -98,7 +99,7 @@ async def test_known_pii_never_reaches_logs_audit_metrics_or_error_bodies(served
     assert len(double.requests) >= 10  # the paths above really ran
     async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as response:
         metrics_text = await response.text()
-    audit_rows = json.dumps(await app[STORE].audit_events())
+    audit_rows = json.dumps(await app[SERVICES].store.audit_events())
     # The client library logs request bodies at DEBUG: proof that the capture sees PII when it is logged.
     assert any(SSN in r.getMessage() for r in caplog.records if r.name.startswith("slack_sdk"))
     ours = [r for r in caplog.records if not r.name.startswith("slack_sdk")]

@@ -10,7 +10,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from slack_pii.app import METRICS, STORE
+from slack_pii.services import SERVICES
 from tests.factories import SSN
 from tests.slack_double import double, proxy, proxy_settings, start_proxy  # noqa: F401 - fixtures
 
@@ -34,7 +34,7 @@ async def make_proxy(proxy_settings, scanner):
 
 
 def upstream_errors(server, kind: str) -> float:
-    return server.app[METRICS].registry.get_sample_value("slack_pii_upstream_errors_total", {"kind": kind}) or 0
+    return server.app[SERVICES].metrics.registry.get_sample_value("slack_pii_upstream_errors_total", {"kind": kind}) or 0
 
 
 async def test_429_on_a_post_goes_back_with_retry_after_and_is_not_resent(proxy, double):
@@ -78,7 +78,7 @@ async def test_upstream_timeout_is_a_504_and_the_post_is_not_resent(make_proxy, 
         await client_for(server).chat_postMessage(channel="C1", text="hello")
     assert raised.value.response.status_code == 504 and raised.value.response["error"] == "upstream_timeout"
     assert len(double.received("chat.postMessage")) == 1
-    [row] = await server.app[STORE].audit_events()
+    [row] = await server.app[SERVICES].store.audit_events()
     assert row["status"] == 504 and row["action"] == "allow"
 
 
@@ -115,7 +115,7 @@ async def test_scan_failure_fails_closed_without_contacting_slack(make_proxy, do
         await client_for(server).chat_postMessage(channel="C1", text=f"ssn {SSN}")
     assert raised.value.response["error"] == "pii_scan_failed" and SSN not in json.dumps(raised.value.response.data)
     assert double.requests == []
-    [row] = await server.app[STORE].audit_events()
+    [row] = await server.app[SERVICES].store.audit_events()
     assert (row["name"], row["action"], row["detail"]["reason"]) == ("scan_failed", "block", "RuntimeError")
     assert SSN not in caplog.text
 
@@ -128,7 +128,7 @@ async def test_scan_over_its_time_budget_fails_closed(make_proxy, double, scanne
             await client_for(server).chat_postMessage(channel="C1", text="hello")
         assert raised.value.response["error"] == "pii_scan_failed"
         assert double.requests == []
-        [row] = await server.app[STORE].audit_events()
+        [row] = await server.app[SERVICES].store.audit_events()
         assert row["detail"]["reason"] == "timeout"
     finally:
         gate.set()
@@ -138,5 +138,5 @@ async def test_on_scan_error_forward_sends_the_original(make_proxy, double, scan
     server = await make_proxy(BrokenScanner(scanner), on_scan_error="forward")
     response = await client_for(server).chat_postMessage(channel="C1", text="hello")
     assert response["ok"] and double.received("chat.postMessage")[0].args()["text"] == "hello"
-    [row] = await server.app[STORE].audit_events()
+    [row] = await server.app[SERVICES].store.audit_events()
     assert (row["name"], row["action"], row["status"]) == ("scan_failed", "forward", 200)

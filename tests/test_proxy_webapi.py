@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook import WebhookClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from slack_pii.app import STORE
+from slack_pii.services import SERVICES
 from tests.factories import AWS_KEY, CARD, EMAIL, IBAN, SLACK_BOT, SSN, section
 from tests.slack_double import double, proxy, proxy_settings  # noqa: F401 - fixtures
 
@@ -99,7 +99,7 @@ async def test_warn_and_clean_messages_are_forwarded_byte_for_byte(proxy, double
     clean = b'{"channel":"C1",   "text":"all good \\u00e9"}'
     await post(proxy, "/api/chat.postMessage", clean, "application/json; charset=utf-8")
     assert [r.body for r in double.received("chat.postMessage")] == [raw, clean]
-    rows = await proxy.app[STORE].audit_events()
+    rows = await proxy.app[SERVICES].store.audit_events()
     assert [r["action"] for r in rows] == ["warn", "allow"]
     assert rows[0]["entities"] == {"EMAIL_ADDRESS": 1} and rows[0]["caller"] and "xoxb" not in rows[0]["caller"]
 

@@ -17,10 +17,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from slack_pii.app import STORE
+from slack_pii.services import SERVICES
 from slack_pii.config import Settings
 from slack_pii.detect.policy import DEFAULT_POLICY_FILE
-from slack_pii.reload import CONFIG_WATCHER, SCANNER_SLOT
 from slack_pii.detect.rules import DEFAULT_RULES_DIR, PLACEHOLDERS_FILE
 from tests.conftest import TEST_KEY
 from tests.factories import EMAIL
@@ -95,7 +94,7 @@ async def test_policy_edit_is_picked_up_by_the_watcher(tmp_path, config_dir, dou
         second = await post(server, f"mail me at {EMAIL}")
         assert second["ok"] is False and second["error"] == "pii_blocked"
         assert len(double.received("chat.postMessage")) == 1  # the blocked message never reached Slack
-        events = await server.app[STORE].audit_events()
+        events = await server.app[SERVICES].store.audit_events()
         assert [e["config_version"] for e in events] == [before["config_version"], after["config_version"]]
     finally:
         await server.close()
@@ -127,7 +126,7 @@ async def test_broken_rule_file_is_refused_and_the_running_config_stays(tmp_path
         reply = await post(server, f"mail me at {EMAIL}")
         assert reply["ok"] is True
         assert double.received("chat.postMessage")[-1].args()["text"] == f"mail me at {EMAIL}"
-        assert server.app[SCANNER_SLOT].current.engine is scanner.engine
+        assert server.app[SERVICES].scanner_slot.current.engine is scanner.engine
     finally:
         await server.close()
 
@@ -136,12 +135,12 @@ async def test_sighup_reloads_through_the_signal_handler(tmp_path, config_dir, d
     """The real signal, delivered to this process, with the file watcher off (only SIGHUP can reload)."""
     server = await start_proxy(settings_for(tmp_path, config_dir, double, watch_config=False), scanner)
     try:
-        watcher = server.app[CONFIG_WATCHER]
+        watcher = server.app[SERVICES].watcher
         assert watcher._signal_installed, "SIGHUP handler not installed (sending SIGHUP would kill the test run)"
         before = await readyz(server)
+        assert [t.get_name() for t in watcher._tasks if t.get_name() == "config-watcher"] == []  # no file watcher
         block_emails(config_dir / "policy.yaml")
-        await asyncio.sleep(0.5)
-        assert (await readyz(server))["config_version"] == before["config_version"]  # nothing watches the file
+        assert (await readyz(server))["config_version"] == before["config_version"]
 
         os.kill(os.getpid(), signal.SIGHUP)
 
@@ -158,7 +157,7 @@ async def test_sighup_reloads_through_the_signal_handler(tmp_path, config_dir, d
 async def test_reload_entry_point_reports_unchanged_bad_and_good_configs(tmp_path, config_dir, double, scanner):
     server = await start_proxy(settings_for(tmp_path, config_dir, double, watch_config=False), scanner)
     try:
-        watcher, slot = server.app[CONFIG_WATCHER], server.app[SCANNER_SLOT]
+        watcher, slot = server.app[SERVICES].watcher, server.app[SERVICES].scanner_slot
         running = slot.current
         unchanged = await watcher.reload("test")
         assert unchanged.ok and not unchanged.changed and slot.current is running

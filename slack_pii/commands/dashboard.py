@@ -63,12 +63,14 @@ async def screenshot(out: Path, *, width: int = 1400, window: str = "24h", brows
     from slack_pii.app import build_app
     from slack_pii.config import load_settings
     from slack_pii.detect.scanner import build_scanner
+    from slack_pii.keys import keys_for
 
     with tempfile.TemporaryDirectory(prefix="slack-pii-dash-") as tmp:
         settings = load_settings(config, data_dir=Path(tmp), dashboard="loopback", watch_config=False,
                                  upstream_url="local", host="127.0.0.1", port=0)
         if scanner is None:
-            scanner = await asyncio.get_running_loop().run_in_executor(None, build_scanner, settings)
+            scanner = await asyncio.get_running_loop().run_in_executor(None, build_scanner, settings,
+                                                                       keys_for(settings))
         await seed(settings, scanner)
         runner = web.AppRunner(build_app(settings, scanner=scanner), access_log=None)
         await runner.setup()
@@ -110,14 +112,15 @@ async def seed(settings, scanner, *, now: float | None = None, hours: int = 24) 
     import random
 
     from slack_pii.store.audit import MessageScanned, explain
-    from slack_pii.detect.policy import fingerprint
+    from slack_pii.keys import fingerprint, keys_for
     from slack_pii.store.sqlite import Store
 
     now = time.time() if now is None else now
     rng = random.Random(6)
     outcomes = scanner.scan_many([text for text, _ in SAMPLES], channel_ids=[c for _, c in SAMPLES])
     clock_value = [now]
-    store = await Store.open(settings.database_path, settings.key_bytes(), clock=lambda: clock_value[0])
+    keys = keys_for(settings)
+    store = await Store.open(settings.database_path, keys.at_rest, clock=lambda: clock_value[0])
     events = 0
     try:
         for hour in range(hours, -1, -1):
@@ -133,7 +136,7 @@ async def seed(settings, scanner, *, now: float | None = None, hours: int = 24) 
                         config_version=outcome.config_version, **explain(outcome)))
                     events += 1
         clock_value[0] = now - 1800
-        key = settings.key_bytes()
+        key = keys.fingerprints
         for value, reports in (("ops@acme-corp.com", 4), ("(415) 555-0132", 2)):
             rule, entity = ("email-address", "EMAIL_ADDRESS") if "@" in value else ("phone-number", "PHONE_NUMBER")
             for n in range(reports):

@@ -82,7 +82,7 @@ def _known_rules(settings) -> dict[str, str]:
 
 
 def cmd_add(args) -> int:
-    from slack_pii.detect.policy import fingerprint
+    from slack_pii.keys import fingerprint, keys_for
 
     settings = _settings(args)
     known = _known_rules(settings)
@@ -96,7 +96,7 @@ def cmd_add(args) -> int:
     if not value:
         print("error: no value on stdin", file=sys.stderr)
         return 64
-    digest = fingerprint(value, settings.key_bytes())
+    digest = fingerprint(value, keys_for(settings).fingerprints)
     del value
     asyncio.run(_with_store(settings, lambda store: store.record_feedback(args.rule, args.entity, digest,
                                                                           args.reporter)))

@@ -40,6 +40,7 @@ def register(subparsers) -> None:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from slack_pii.config import load_settings
     from slack_pii.store import check_url
+    from slack_pii.keys import keys_for
 
     settings = load_settings(args.config)
     if check_url(args.target) and check_url(args.source) == "sqlite":  # a ConfigError names the fix
@@ -48,7 +49,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             print(f"error: --from: no SQLite store at {path} (fix: sqlite:///relative or sqlite:////absolute path "
                   "of an existing slack-pii.sqlite3)", file=sys.stderr)
             return 2
-    counts = asyncio.run(copy_store(args.source, args.target, settings.key_bytes(),
+    counts = asyncio.run(copy_store(args.source, args.target, keys_for(settings).at_rest,
                                     timeout_seconds=settings.database_timeout_seconds))
     if args.json:
         print(json.dumps(counts))

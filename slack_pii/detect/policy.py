@@ -6,7 +6,6 @@ The policy never sees a request and never does I/O; reasons name rule ids and en
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from slack_pii.detect.findings import Finding
 from slack_pii.detect.files_policy import FilePolicy, parse_file_policy
 from slack_pii.detect.shipped import RECOGNIZERS_DIR
 from slack_pii.detect.yaml_schema import StrictModel, describe_shape, explain_errors, yaml_error_where
+from slack_pii.keys import fingerprint
 
 ACTIONS = ("allow", "warn", "redact", "block")
 SEVERITY = {action: rank for rank, action in enumerate(ACTIONS)}
@@ -97,14 +97,6 @@ class Decision:
     @property
     def rule_ids(self) -> list[str]:
         return sorted({a.finding.rule for a in self.actions if a.action != "allow"})
-
-
-def fingerprint(value: str, key: bytes) -> str:
-    """Keyed fingerprint of a value.
-
-    NOTE: HMAC, not a plain hash: a 9-digit SSN space can be brute-forced from an unkeyed SHA-256.
-    """
-    return hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:24]
 
 
 def decide(findings: Sequence[Finding], policy: Policy, context: Context = Context()) -> Decision:

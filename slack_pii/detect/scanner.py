@@ -15,6 +15,7 @@ from slack_pii.detect.findings import Finding, Suppressed
 from slack_pii.detect.policy import Context, Decision, Policy, decide
 from slack_pii.detect.redact import Redactor
 from slack_pii.detect.slack_text import Segment, extract_segments, reassemble
+from slack_pii.keys import Keys, keys_for
 
 
 @dataclass(frozen=True)
@@ -79,16 +80,18 @@ class Scanner:
         return outcomes
 
 
-def build_scanner(settings) -> Scanner:
-    """Compile rules, load the model and the policy from settings: the start-up path of every command."""
+def build_scanner(settings, keys: Keys | None = None) -> Scanner:
+    """Compile rules, load the model and the policy from settings: the start-up path of every command.
+
+    Without `keys` (commands that only read) no key file is created: see `keys_for`."""
     from slack_pii.detect.policy import load_policy
     from slack_pii.detect.rules import CATEGORIES
 
     engine = Engine.build(settings.recognizers_dir, spacy_model=settings.spacy_model or None, ner=settings.ner)
     policy = load_policy(settings.policy_file, known_entities=known_entities_for_rules(engine.ruleset),
                          known_categories=CATEGORIES)
-    key = settings.key_bytes()
-    return Scanner(engine, policy, Redactor(policy, key), fingerprint_key=key)
+    keys = keys or keys_for(settings, create=False)
+    return Scanner(engine, policy, Redactor(policy, keys.pseudonyms), fingerprint_key=keys.fingerprints)
 
 
 def known_entities_for_rules(ruleset) -> dict[str, str]:

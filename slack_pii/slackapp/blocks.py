@@ -12,6 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from slack_sdk.models.blocks import (ActionsBlock, Block, ButtonElement, ConfirmObject, ContextBlock, HeaderBlock,
+                                     InputBlock, SectionBlock)
+from slack_sdk.models.views import View
+
 # --- ids the listeners match on ------------------------------------------------------------------------------
 
 SEND_REDACTED = "safe_send_redacted"
@@ -31,24 +35,28 @@ CHANNEL_BLOCK, CHANNEL_INPUT = "channel", "channel_input"
 REASON_BLOCK, REASON_INPUT = "reason", "reason_input"
 
 # --- Block Kit limits (https://api.slack.com/reference/block-kit) ------------------------------------------
+# Taken from slack_sdk.models where it states them (kept current with Slack by the SDK); the rest from Slack's
+# reference.
 
 MAX_MESSAGE_BLOCKS = 50
-MAX_VIEW_BLOCKS = 100
-MAX_SECTION_TEXT = 3000
+MAX_VIEW_BLOCKS = View.blocks_max_length
+MAX_SECTION_TEXT = SectionBlock.text_max_length
 MAX_FIELD_TEXT = 2000
-MAX_FIELDS = 10
-MAX_HEADER_TEXT = 150
-MAX_BUTTON_TEXT = 75
-MAX_BUTTON_VALUE = 2000
-MAX_ID = 255
-MAX_VIEW_TITLE = 24
-MAX_PRIVATE_METADATA = 3000
+MAX_FIELDS = SectionBlock.fields_max_length
+MAX_HEADER_TEXT = HeaderBlock.text_max_length
+MAX_BUTTON_TEXT = ButtonElement.text_max_length
+MAX_BUTTON_VALUE = ButtonElement.value_max_length
+MAX_ID = Block.block_id_max_length
+MAX_VIEW_TITLE = View.title_max_length
+MAX_PRIVATE_METADATA = View.private_metadata_max_length
 MAX_INPUT_VALUE = 3000
-MAX_LABEL = 2000
+MAX_LABEL = InputBlock.label_max_length
 MAX_PLACEHOLDER = 150
-MAX_ACTIONS_ELEMENTS = 25
-MAX_CONTEXT_ELEMENTS = 10
-MAX_CONFIRM_TITLE, MAX_CONFIRM_TEXT, MAX_CONFIRM_BUTTON = 100, 300, 30
+MAX_ACTIONS_ELEMENTS = ActionsBlock.elements_max_length
+MAX_CONTEXT_ELEMENTS = ContextBlock.elements_max_length
+MAX_CONFIRM_TITLE, MAX_CONFIRM_TEXT, MAX_CONFIRM_BUTTON = (ConfirmObject.title_max_length,
+                                                           ConfirmObject.text_max_length,
+                                                           ConfirmObject.confirm_max_length)
 MAX_MESSAGE_TEXT = 40_000
 
 # What to do about each category, in the sender's words.

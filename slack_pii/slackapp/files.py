@@ -13,7 +13,7 @@ import aiohttp
 from slack_sdk.errors import SlackClientError
 
 from slack_pii import messages
-from slack_pii.detect.files import FileLimits, FileOutcome, FileScan
+from slack_pii.detect.files import FileOutcome, FileScan
 from slack_pii.slackapp.blocks import NOT_SENSITIVE, Summary, button, clip, context, section
 from slack_pii.store.audit import FileScanned
 from slack_pii.webapi.files import file_event, run_file_scan, trusted_file_url
@@ -72,7 +72,7 @@ async def scan_shared_files(service, client, files: list, *, channel: str | None
                             thread_ts: str | None = None) -> None:
     """Fetch, scan and (on findings) warn about each shared file, once per file id."""
     settings = service.settings
-    limits = FileLimits.from_settings(settings)
+    limits = service.services.file_limits
     token = client.token
     for item in files[:MAX_FILES_PER_EVENT]:
         file_id = item.get("id") if isinstance(item, dict) else None
@@ -97,9 +97,9 @@ async def scan_shared_files(service, client, files: list, *, channel: str | None
         data = await fetch_private(url, token, limits.max_bytes, settings.upstream_timeout_seconds)
         if data is None:
             continue
-        scan = FileScan(service.get_scanner(), str(item.get("name") or ""), data, limits, channel_id=channel)
+        scan = FileScan(service.scanner, str(item.get("name") or ""), data, limits, channel_id=channel)
         try:
-            outcome = await run_file_scan(scan, service.executor, settings.file_scan_timeout_seconds)
+            outcome = await run_file_scan(scan, service.services.file_scans, settings.file_scan_timeout_seconds)
         except Exception as exc:  # noqa: BLE001 - a failed scan is logged by type only; the file is already shared
             log.warning(messages.bolt_scan_failed(where, type(exc).__name__))
             await service.store.record(file_event(audit, None, size=len(data)))

@@ -25,8 +25,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from slack_pii import messages
+from slack_pii.services import Services
 from slack_pii.store.audit import AuditEvent
-from slack_pii.detect.policy import fingerprint
+from slack_pii.keys import fingerprint
 
 log = logging.getLogger("slack_pii.oauth")
 
@@ -60,22 +61,18 @@ def install_url(settings) -> str | None:
 
 
 class OAuthFlow:
-    """The two routes. `bind(store, api_base)` at start-up; `clock` is injectable so tests can expire a state."""
+    """The two routes, built at start-up from the running `Services`; `clock` is injectable so tests can expire a
+    state."""
 
-    def __init__(self, settings, *, clock: Callable[[], float] = time.time, logger: logging.Logger | None = None):
-        self.settings = settings
+    def __init__(self, services: Services, *, clock: Callable[[], float] = time.time,
+                 logger: logging.Logger | None = None):
+        self.settings = services.settings
         self.clock = clock
         self.logger = logger
-        self.store = None
-        self.api_base = ""
-        self._key = b""
-        self._audit_key = b""
-
-    def bind(self, *, store, api_base: str) -> None:
-        self.store, self.api_base = store, api_base
-        self._audit_key = self.settings.key_bytes()
-        # NOTE: a derived key, so a leaked state signature says nothing about the at-rest key itself.
-        self._key = hmac.new(self.settings.key_bytes(), b"slack-oauth-state", hashlib.sha256).digest()
+        self.store = services.store
+        self.api_base = services.upstream.api_base
+        self._audit_key = services.keys.fingerprints
+        self._key = services.keys.oauth_state
 
     @property
     def redirect_uri(self) -> str | None:
@@ -170,12 +167,16 @@ def _page(status: int, body_html: str) -> web.Response:
 OAUTH = web.AppKey("oauth", OAuthFlow)
 
 
-def mount_oauth(app: web.Application, settings, *, logger: logging.Logger | None = None) -> OAuthFlow | None:
-    """Add the two routes when SLACK_CLIENT_ID/SECRET are set; the caller `bind`s it once the store is open."""
-    if not oauth_enabled(settings):
-        return None
-    flow = OAuthFlow(settings, logger=logger)
-    app[OAUTH] = flow
-    app.router.add_get(INSTALL_PATH, flow.install)
-    app.router.add_get(REDIRECT_PATH, flow.redirect)
-    return flow
+async def install(request: web.Request) -> web.StreamResponse:
+    return await request.app[OAUTH].install(request)
+
+
+async def redirect(request: web.Request) -> web.StreamResponse:
+    return await request.app[OAUTH].redirect(request)
+
+
+def mount_oauth(app: web.Application, settings) -> None:
+    """Add the two routes when SLACK_CLIENT_ID/SECRET are set; the flow itself is built at start-up."""
+    if oauth_enabled(settings):
+        app.router.add_get(INSTALL_PATH, install)
+        app.router.add_get(REDIRECT_PATH, redirect)

@@ -15,9 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
@@ -36,9 +34,13 @@ from slack_pii import messages
 from slack_pii.store.audit import AuditEvent, MessageScanned, explain
 from slack_pii.store.base import StoreUnavailable
 from slack_pii.slackapp.blocks import Summary
+from slack_pii.scanpool import NoOutcome, ScanBusy
+from slack_pii.services import SERVICES, Services
 from slack_pii.slackapp.files import DELETE_FILE, scan_shared_files
-from slack_pii.slackapp.oauth import install_url, mount_oauth, oauth_enabled
-from slack_pii.detect.policy import Decision, FindingAction, fingerprint
+from slack_pii.slackapp.oauth import OAUTH, OAuthFlow, install_url, mount_oauth, oauth_enabled
+from slack_pii.detect.policy import Decision, FindingAction
+from slack_pii.keys import fingerprint
+from slack_pii.detect.scanner import Outcome, Scanner
 from slack_pii.detect.slack_text import reassemble
 
 log = logging.getLogger("slack_pii.bolt")
@@ -53,6 +55,9 @@ SCANNED_SUBTYPES = frozenset({None, "thread_broadcast", "file_share", "me_messag
 REPLAY_WINDOW_SECONDS = 60 * 5  # Slack's own: a request older than this is refused as stale
 PROCESSED_KEEP_SECONDS = 3600  # event ids and signatures are remembered this long (Slack retries within minutes)
 PURGE_EVERY_SECONDS = 60.0
+# The coroutine Bolt's asyncio runner starts each listener in (slack_bolt/listener/asyncio_runner.py); this app
+# has no lazy listeners.
+BOLT_LISTENER_TASKS = frozenset({"run_ack_function_asynchronously"})
 
 
 def _error_code(exc: Exception) -> str:
@@ -120,15 +125,15 @@ def held_button(*, take: bool):
 
 
 class BoltService:
-    """The AsyncApp and everything its listeners need. Build, `bind(...)` at start-up, mount `handle` on a route."""
+    """The AsyncApp and everything its listeners need, built at start-up from the running `Services`."""
 
-    def __init__(self, settings, *, clock: Callable[[], float] = time.time):
+    def __init__(self, services: Services, *, clock: Callable[[], float] = time.time):
+        settings = services.settings
+        self.services = services
         self.settings = settings
+        self.store = services.store
+        self.metrics = services.metrics
         self.clock = clock
-        self.store = None
-        self.executor: Executor | None = None
-        self.get_scanner: Callable[[], Any] = lambda: None
-        self.metrics = None
         self._tasks: set[asyncio.Task] = set()
         self._socket_handler = None
         self._purger: asyncio.Task | None = None
@@ -145,15 +150,15 @@ class BoltService:
             request_verification_enabled=http_mode(settings),
             process_before_response=False,
         )
+        self.app.client.base_url = services.upstream.api_base
         self._register()
 
     # --- wiring ---------------------------------------------------------------------------------------------
 
-    def bind(self, *, store, get_scanner: Callable[[], Any], executor: Executor, api_base: str,
-             metrics=None) -> None:
-        """Attach the running store, scanner and upstream (known only once the app has started)."""
-        self.store, self.get_scanner, self.executor, self.metrics = store, get_scanner, executor, metrics
-        self.app.client.base_url = api_base
+    @property
+    def scanner(self) -> Scanner:
+        """The scanner in force (hot reload swaps it between requests)."""
+        return self.services.scanner_slot.current
 
     async def start(self) -> None:
         await self.store.purge_expired()
@@ -181,22 +186,20 @@ class BoltService:
             self._purger.cancel()
         await self.drain()
 
-    async def drain(self, quiet_seconds: float = 0.03) -> None:
-        """Wait until every listener started so far (and what they started) has finished and none has started
-        for `quiet_seconds`: Bolt starts event listeners after it answers, so "no task yet" is not "done"."""
-        loop = asyncio.get_running_loop()
-        idle_since = None
+    async def drain(self) -> None:
+        """Wait until every listener Bolt has started so far, and everything they started, has finished.
+
+        NOTE: Bolt answers an event before its listener runs (it creates the listener's task, then returns the
+        ack), so a listener that has not run its first line yet is found by its task, which exists from the
+        moment Bolt answered: no quiet period is needed.
+        """
+        current = asyncio.current_task()
         while True:
-            if self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
-                idle_since = None
-                continue
-            now = loop.time()
-            if idle_since is None:
-                idle_since = now
-            elif now - idle_since >= quiet_seconds:
+            pending = [task for task in asyncio.all_tasks()
+                       if task is not current and not task.done() and (task in self._tasks or _is_bolt_listener(task))]
+            if not pending:
                 return
-            await asyncio.sleep(0.005)
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def _track(self) -> None:
         task = asyncio.current_task()
@@ -237,26 +240,25 @@ class BoltService:
 
     # --- shared steps ---------------------------------------------------------------------------------------
 
-    async def scan(self, payload: Any, channel: str | None, where: str):
+    async def scan(self, payload: Any, channel: str | None, where: str) -> Outcome | None:
         """The outcome, or None when detection failed or ran over its budget (fail closed: nothing is posted)."""
-        scanner = self.get_scanner()
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            future = loop.run_in_executor(self.executor, partial(scanner.scan, payload, channel_id=channel))
-            outcome = await asyncio.wait_for(future, timeout=self.settings.scan_timeout_seconds)
-        except asyncio.TimeoutError:
-            log.warning(messages.bolt_scan_failed(where, "timeout"))
+            outcome = await self.services.scan_pool.scan(payload, channel_id=channel)
+        except ScanBusy:
+            log.warning(messages.bolt_scan_failed(where, "busy"))
+            return None
+        except NoOutcome as exc:
+            log.warning(messages.bolt_scan_failed(where, exc.reason))
             return None
         except Exception as exc:  # noqa: BLE001 - any detection failure fails closed; only the type is logged
             log.warning(messages.bolt_scan_failed(where, type(exc).__name__))
             return None
-        if self.metrics is not None:
-            self.metrics.scan_seconds.observe(time.perf_counter() - started)
-            self.metrics.requests.labels(f"bolt:{where}", outcome.verdict).inc()
-            for item in outcome.decision.actions:
-                if item.action != "allow":
-                    self.metrics.findings.labels(item.finding.entity_type).inc()
+        self.metrics.scan_seconds.observe(time.perf_counter() - started)
+        self.metrics.requests.labels(f"bolt:{where}", outcome.verdict).inc()
+        for item in outcome.decision.actions:
+            if item.action != "allow":
+                self.metrics.findings.labels(item.finding.entity_type).inc()
         return outcome
 
     def redact_everything(self, text, outcome):
@@ -265,11 +267,11 @@ class BoltService:
         promoted = Decision(outcome.verdict, tuple(
             FindingAction(a.finding, "redact" if a.action == "warn" else a.action, a.reason)
             for a in outcome.decision.actions), outcome.decision.reasons)
-        edits = self.get_scanner().redactor.redact(list(outcome.segments), promoted)
+        edits = self.scanner.redactor.redact(list(outcome.segments), promoted)
         return reassemble(text, edits)
 
     def who(self, user: str | None) -> str | None:
-        return fingerprint(user, self.get_scanner().fingerprint_key) if user else None
+        return fingerprint(user, self.scanner.fingerprint_key) if user else None
 
     async def audit_scan(self, where: str, channel: str | None, user: str | None, outcome, started: float) -> None:
         summary = outcome.summary()
@@ -707,7 +709,7 @@ class BoltService:
             await self.store.record_feedback(rule, entity, value_fingerprint, reporter=user)
             reported.append(rule)
         if outcome is not None:
-            key = self.get_scanner().fingerprint_key
+            key = self.scanner.fingerprint_key
             for item in outcome.decision.actions:
                 if item.action != "allow":
                     finding = item.finding
@@ -721,6 +723,12 @@ class BoltService:
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
+
+
+def _is_bolt_listener(task: asyncio.Task) -> bool:
+    """A task Bolt created to run a listener after answering Slack."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and "slack_bolt" in code.co_filename and code.co_name in BOLT_LISTENER_TASKS
 
 
 class _Clock:
@@ -781,28 +789,29 @@ def _refuse(status: int, code: str, reason: str) -> web.Response:
 BOLT = web.AppKey("bolt", BoltService)
 
 
-def mount_bolt(app: web.Application, settings) -> BoltService | None:
+async def slack_events(request: web.Request) -> web.StreamResponse:
+    """POST /slack/events, answered by the Bolt app built at start-up."""
+    return await request.app[BOLT].handle(request)
+
+
+def mount_bolt(app: web.Application, settings) -> None:
     """Add the Bolt app to the proxy when Slack credentials say so (HTTP mode and/or Socket Mode).
 
-    Its start-up runs after the proxy's own (it needs the store, the scanner and the upstream base URL) and its
-    shutdown before (so in-flight listeners finish while the store is still open).
+    The routes exist from the start; the service is built once the proxy's own start-up has made the `Services`
+    (it needs the store, the scanner and the upstream base URL), and it stops first on shutdown (so in-flight
+    listeners finish while the store is still open).
     """
     if not (http_mode(settings) or socket_mode(settings)):
-        return None
-    service = BoltService(settings)
-    app[BOLT] = service
+        return
     if http_mode(settings):
-        app.router.add_post("/slack/events", service.handle)
-    oauth = mount_oauth(app, settings, logger=service.app.logger)  # /slack/install, /slack/oauth_redirect
+        app.router.add_post("/slack/events", slack_events)
+    mount_oauth(app, settings)  # /slack/install, /slack/oauth_redirect, when SLACK_CLIENT_ID/SECRET are set
 
     async def lifecycle(app: web.Application):
-        from slack_pii.app import METRICS, STORE, UPSTREAM, WEBAPI
-
-        webapi = app[WEBAPI]
-        service.bind(store=app[STORE], get_scanner=lambda: getattr(webapi.scanner, "current", webapi.scanner),
-                     executor=webapi.executor, api_base=app[UPSTREAM].api_base, metrics=app[METRICS])
-        if oauth is not None:
-            oauth.bind(store=app[STORE], api_base=app[UPSTREAM].api_base)
+        service = BoltService(app[SERVICES])
+        app[BOLT] = service
+        if oauth_enabled(settings):
+            app[OAUTH] = OAuthFlow(app[SERVICES], logger=service.app.logger)
         await service.start()
         try:
             yield
@@ -810,4 +819,3 @@ def mount_bolt(app: web.Application, settings) -> BoltService | None:
             await service.stop()
 
     app.cleanup_ctx.append(lifecycle)
-    return service

@@ -46,6 +46,8 @@ async def open_store(settings, *, clock: Clock = time.time) -> BaseStore:
     url = settings.database_url.get_secret_value() if settings.database_url else ""
     if not url:
         url = f"sqlite:///{settings.database_path.resolve()}"
-    return await open_url(url, settings.key_bytes(), clock=clock, hold_ttl_seconds=settings.hold_ttl_seconds,
+    from slack_pii.keys import keys_for
+
+    return await open_url(url, keys_for(settings).at_rest, clock=clock, hold_ttl_seconds=settings.hold_ttl_seconds,
                           pool_size=settings.database_pool_size,
                           timeout_seconds=settings.database_timeout_seconds)

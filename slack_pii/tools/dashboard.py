@@ -21,6 +21,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from slack_pii.services import SERVICES
+
 ACTIONS = ("block", "redact", "warn", "allow")
 COLOURS = {"block": "#c0392b", "redact": "#8e44ad", "warn": "#e08e0b", "allow": "#a3adb8", "forward": "#5d6d7e"}
 WINDOWS = {"24h": (24 * 3600, 3600), "7d": (7 * 86400, 86400), "30d": (30 * 86400, 86400)}
@@ -87,12 +89,10 @@ class Dashboard:
         if refused:
             status, why = refused
             return web.Response(status=status, text=f"dashboard refused: {why}\n", headers=HEADERS)
-        from slack_pii.app import STORE
-        from slack_pii.reload import SCANNER_SLOT
-
-        store = request.app.get(STORE)
-        if store is None or not store.is_open:
+        services = request.app.get(SERVICES)
+        if services is None or not services.store.is_open:
             return web.Response(status=503, text="dashboard: store not open yet\n", headers=HEADERS)
+        store = services.store
         window = request.query.get("window", "24h")
         if window not in WINDOWS:
             window = "24h"
@@ -110,19 +110,10 @@ class Dashboard:
             "recent": await store.recent_decisions(8),
             "files": await store.file_counts(since),
         }
-        slot = request.app.get(SCANNER_SLOT)
-        status = slot.status() if slot is not None else _status_without_slot(request)
+        status = services.scanner_slot.status()
         token = request.query.get("token") if self.settings.dashboard == "token" else None
         html = render(data, status, window=window, since=since, bucket=bucket, now=now, token=token)
         return web.Response(text=html, content_type="text/html", charset="utf-8", headers=HEADERS)
-
-
-def _status_without_slot(request) -> dict:
-    from slack_pii.app import WEBAPI
-
-    scanner = getattr(request.app.get(WEBAPI), "scanner", None)
-    return {"config_version": getattr(scanner, "config_version", "?"), "loaded_at": None, "reloads": 0,
-            "rejected": 0, "last_problems": []}
 
 
 def render(data: dict, status: dict, *, window: str, since: float, bucket: int, now: float,

@@ -32,7 +32,8 @@ from aiohttp import web
 
 from slack_pii import messages
 from slack_pii.detect.files import FileLimits, FileOutcome, FileScan
-from slack_pii.detect.policy import fingerprint
+from slack_pii.keys import fingerprint
+from slack_pii.services import SERVICES, Services
 from slack_pii.errors import PayloadError
 from slack_pii.store.audit import FileScanned
 from slack_pii.webapi.upstream import UpstreamFailure
@@ -67,20 +68,20 @@ class Refusal:
 
 
 class FileUploads:
-    """The file half of the Web API routes; `WebApi` dispatches to it and lends it its scanner, store,
-    upstream, executor and metrics."""
+    """The file half of the Web API routes; `WebApi` dispatches to it. The running parts (scanner, store,
+    upstream, keys, the file-scan thread, metrics) come from `Services` per request."""
 
     def __init__(self, webapi, clock: Callable[[], float] = time.time):
         self.webapi = webapi
         self.settings = webapi.settings
         self.clock = clock
         self.limits = FileLimits.from_settings(self.settings)
-        self._key = hmac.new(webapi.key, b"slack-pii file upload urls", hashlib.sha256).digest()
         self.tickets: dict[str, Ticket] = {}
         self.refused: dict[str, Refusal] = {}
         self.renamed: dict[str, str] = {}  # file id the client knows -> the id Slack got the bytes under
 
     def add_routes(self, app: web.Application) -> None:
+        app[FILE_UPLOADS] = self
         app.router.add_post(UPLOAD_PATH, self.handle_upload)
 
     # --- files.getUploadURLExternal -----------------------------------------------------------------------
@@ -93,7 +94,8 @@ class FileUploads:
             call = await parse_call(request, self.settings)
         except PayloadError as exc:
             return api_error(400, exc.code, exc.detail, exc.path)
-        upstream = self.webapi.upstream
+        services = request.app[SERVICES]
+        upstream = services.upstream
         try:
             async with upstream.call(upstream.api_url(method), method_name=method, headers=forward_headers(request),
                                      body=call.raw or None, query=request.query_string,
@@ -110,39 +112,39 @@ class FileUploads:
         if not (isinstance(answer, dict) and answer.get("ok") and isinstance(answer.get("upload_url"), str)
                 and isinstance(answer.get("file_id"), str)):
             return web.Response(status=status, body=body, headers={"Content-Type": content_type})
-        if not self._trusted_upload_url(answer["upload_url"]):
+        if not self._trusted_upload_url(services, answer["upload_url"]):
             return api_error(502, "upstream_bad_upload_url", messages.upload_url_untrusted())
         length = call.args.get("length")
         ticket = Ticket(answer["file_id"], answer["upload_url"], str(call.args.get("filename") or ""),
                         int(length) if str(length or "").isdigit() else None,
                         self.clock() + self.settings.file_upload_ttl_seconds, call.token,
-                        fingerprint(call.token, self.webapi.key) if call.token else None)
-        answer["upload_url"] = self._issue(request, ticket)
+                        fingerprint(call.token, services.keys.fingerprints) if call.token else None)
+        answer["upload_url"] = self._issue(request, services, ticket)
         return web.json_response(answer, status=status)
 
-    def _trusted_upload_url(self, url: str) -> bool:
-        return trusted_file_url(url, self.webapi.upstream.api_base)
+    def _trusted_upload_url(self, services: Services, url: str) -> bool:
+        return trusted_file_url(url, services.upstream.api_base)
 
-    def _issue(self, request: web.Request, ticket: Ticket) -> str:
+    def _issue(self, request: web.Request, services: Services, ticket: Ticket) -> str:
         nonce = secrets.token_urlsafe(16)
         expires = int(ticket.expires)
         self._forget_expired()
         self.tickets[nonce] = ticket
-        signed = f"{nonce}.{expires}.{self._sign(ticket.file_id, nonce, expires)}"
+        signed = f"{nonce}.{expires}.{self._sign(services, ticket.file_id, nonce, expires)}"
         return f"{request.scheme}://{request.host}" + UPLOAD_PATH.format(file_id=ticket.file_id, ticket=signed)
 
-    def _sign(self, file_id: str, nonce: str, expires: int) -> str:
-        mac = hmac.new(self._key, f"{file_id}.{nonce}.{expires}".encode(), hashlib.sha256).digest()
+    def _sign(self, services: Services, file_id: str, nonce: str, expires: int) -> str:
+        mac = hmac.new(services.keys.upload_urls, f"{file_id}.{nonce}.{expires}".encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac[:20]).decode().rstrip("=")
 
-    def _redeem(self, file_id: str, signed: str) -> Ticket | None:
+    def _redeem(self, services: Services, file_id: str, signed: str) -> Ticket | None:
         """The ticket behind an upload URL, once: a bad signature, another file id, expiry or reuse gives None."""
         try:
             nonce, expires_text, signature = signed.split(".")
             expires = int(expires_text)
         except ValueError:
             return None
-        if not hmac.compare_digest(signature, self._sign(file_id, nonce, expires)) or expires < self.clock():
+        if not hmac.compare_digest(signature, self._sign(services, file_id, nonce, expires)) or expires < self.clock():
             return None
         ticket = self.tickets.pop(nonce, None)
         return ticket if ticket is not None and ticket.file_id == file_id else None
@@ -162,7 +164,8 @@ class FileUploads:
 
         started = time.perf_counter()
         file_id = request.match_info["file_id"]
-        ticket = self._redeem(file_id, request.match_info["ticket"])
+        services = request.app[SERVICES]
+        ticket = self._redeem(services, file_id, request.match_info["ticket"])
         if ticket is None:
             return web.Response(status=403, text=f"invalid_upload_url: {messages.upload_url_invalid()}")
         try:
@@ -177,19 +180,19 @@ class FileUploads:
             status = 413 if exc.code == "request_too_large" else 400
             return web.Response(status=status, text=f"{exc.code}: {exc.detail}")
         audit = dict(source="webapi", method="files.upload_url", channel=None, caller=ticket.caller, file_id=file_id)
-        outcome = await self.scan(filename, data, None, audit, started)
+        outcome = await self.scan(services, filename, data, None, audit, started)
         if outcome is None or outcome.verdict == "block":
             refusal = self._refuse(file_id, outcome)
             response = web.Response(status=403, text=f"{refusal[0]}: {refusal[1]}")
-            await self._record(audit, outcome, response.status, started)
+            await self._record(services, audit, outcome, response.status, started)
             return response
         body = outcome.redacted if outcome.redacted is not None else data
         target = ticket.upload_url
         if outcome.redacted is not None and ticket.length is not None and len(body) != ticket.length:
-            renewed = await self._renew(ticket, len(body))
+            renewed = await self._renew(services, ticket, len(body))
             if renewed is None:
                 response = web.Response(status=502, text=f"upstream_error: {messages.upload_renew_failed()}")
-                await self._record(audit, outcome, response.status, started)
+                await self._record(services, audit, outcome, response.status, started)
                 return response
             self.renamed[file_id], target = renewed
         if fields or request.content_type == "multipart/form-data":
@@ -202,19 +205,19 @@ class FileUploads:
         else:
             payload, headers = body, {"Content-Type": request.headers.get("Content-Type", "application/octet-stream")}
         try:
-            async with self.webapi.upstream.call(target, method_name="files.upload_url", headers=headers,
+            async with services.upstream.call(target, method_name="files.upload_url", headers=headers,
                                                  body=payload) as upstream_response:
                 response = await relay(request, upstream_response, {"X-Slack-PII-Action": outcome.verdict})
         except UpstreamFailure as exc:
             status, code = UPSTREAM_STATUS[exc.kind]
             response = web.Response(status=status, text=f"{code}: {exc}")
-        await self._record(audit, outcome, response.status, started)
+        await self._record(services, audit, outcome, response.status, started)
         return response
 
-    async def _renew(self, ticket: Ticket, length: int) -> tuple[str, str] | None:
+    async def _renew(self, services: Services, ticket: Ticket, length: int) -> tuple[str, str] | None:
         """Label redaction changed the length Slack was told: ask for an upload URL for the new length.
         Returns (new file id, new upload URL); completeUploadExternal is then rewritten to the new id."""
-        upstream = self.webapi.upstream
+        upstream = services.upstream
         method = "files.getUploadURLExternal"
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         if ticket.token:
@@ -226,7 +229,7 @@ class FileUploads:
                 answer = json.loads(await response.read())
         except (UpstreamFailure, ValueError):
             return None
-        if not (isinstance(answer, dict) and answer.get("ok") and self._trusted_upload_url(str(answer.get("upload_url")))
+        if not (isinstance(answer, dict) and answer.get("ok") and self._trusted_upload_url(services, str(answer.get("upload_url")))
                 and isinstance(answer.get("file_id"), str)):
             return None
         return answer["file_id"], answer["upload_url"]
@@ -249,7 +252,7 @@ class FileUploads:
 
     # --- files.completeUploadExternal and files.upload --------------------------------------------------------
 
-    async def screen(self, method: str, call, audit: dict[str, Any]) -> web.Response | None:
+    async def screen(self, services: Services, method: str, call, audit: dict[str, Any]) -> web.Response | None:
         """Before a text-bearing files.* call is scanned: a refusal to answer, or None to go on (the call may
         have been rewritten: redacted file bytes or content, or a renamed file id; `call.rewritten` says so)."""
         from slack_pii.webapi.routes import api_refusal
@@ -267,8 +270,8 @@ class FileUploads:
             items.append((str(call.args.get("filename") or "content.txt"), call.args["content"].encode("utf-8"),
                           lambda data: call.args.__setitem__("content", data.decode("utf-8"))))
         for filename, data, put_back in items:
-            outcome = await self.scan(filename, data, audit.get("channel"), audit, started)
-            await self._record({**audit, "file_id": None}, outcome, 200, started)
+            outcome = await self.scan(services, filename, data, audit.get("channel"), audit, started)
+            await self._record(services, {**audit, "file_id": None}, outcome, 200, started)
             if outcome is None or outcome.verdict == "block":
                 code, detail, pii = self._refuse(None, outcome)
                 return api_refusal(code, detail, **({"pii": pii} if pii else {}))
@@ -300,14 +303,13 @@ class FileUploads:
 
     # --- shared steps ------------------------------------------------------------------------------------------
 
-    async def scan(self, filename: str, data: bytes, channel: str | None, audit: dict, started: float
-                   ) -> FileOutcome | None:
-        """Scan off the event loop, one batch per executor job (message scans interleave), within the file
-        budget. None when the scan failed or ran over it: the caller fails closed."""
-        webapi = self.webapi
+    async def scan(self, services: Services, filename: str, data: bytes, channel: str | None, audit: dict,
+                   started: float) -> FileOutcome | None:
+        """Scan off the event loop on the file-scan thread, one batch per job, within the file budget. None when
+        the scan failed or ran over it: the caller fails closed."""
         try:
-            scan = FileScan(webapi.scanner, filename, data, self.limits, channel_id=channel)
-            outcome = await run_file_scan(scan, webapi.executor, self.settings.file_scan_timeout_seconds)
+            scan = FileScan(services.scanner_slot.current, filename, data, self.limits, channel_id=channel)
+            outcome = await run_file_scan(scan, services.file_scans, self.settings.file_scan_timeout_seconds)
         except asyncio.TimeoutError:
             log.warning(messages.scan_failed_log(audit["method"], "timeout", False), extra={"method": audit["method"]})
             return None
@@ -315,17 +317,21 @@ class FileUploads:
             log.warning(messages.scan_failed_log(audit["method"], type(exc).__name__, False),
                         extra={"method": audit["method"]})
             return None
-        webapi.metrics.requests.labels(audit["method"], f"file_{outcome.verdict}").inc()
+        services.metrics.requests.labels(audit["method"], f"file_{outcome.verdict}").inc()
         for entity, count in outcome.entities.items():
-            webapi.metrics.findings.labels(entity).inc(count)
+            services.metrics.findings.labels(entity).inc(count)
         log.info(messages.file_scanned(audit["method"], outcome.file_type, outcome.size, outcome.verdict,
                                        outcome.entities, outcome.error, _ms(started)),
                  extra={"method": audit["method"], "action": outcome.verdict})
         return outcome
 
-    async def _record(self, audit: dict, outcome: FileOutcome | None, status: int, started: float) -> None:
-        await self.webapi.store.record(file_event(audit, outcome, status=status, latency_ms=_ms(started),
-                                                  config_version=self.webapi._version()))
+    async def _record(self, services: Services, audit: dict, outcome: FileOutcome | None, status: int,
+                      started: float) -> None:
+        await self.webapi.record(services, file_event(audit, outcome, status=status, latency_ms=_ms(started),
+                                                      config_version=services.scanner_slot.config_version))
+
+
+FILE_UPLOADS = web.AppKey("file_uploads", FileUploads)  # the upload tickets of this process (tests reach them)
 
 
 def file_event(audit: dict, outcome: FileOutcome | None, **extra: Any) -> FileScanned:
@@ -347,7 +353,7 @@ def trusted_file_url(url: str, upstream_base: str) -> bool:
 
 
 async def run_file_scan(scan: FileScan, executor, timeout_seconds: float) -> FileOutcome:
-    """Step a FileScan on the shared scan executor, one batch per job so message scans interleave; raises
+    """Step a FileScan on the file-scan executor, one batch per job; raises
     asyncio.TimeoutError past the budget (the caller fails closed)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_seconds

@@ -13,9 +13,7 @@ import json
 import logging
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -31,9 +29,12 @@ from slack_pii.store.base import StoreUnavailable
 from slack_pii.errors import PayloadError
 from slack_pii.logs import METHOD_NAME
 from slack_pii.metrics import Metrics
-from slack_pii.detect.policy import fingerprint
+from slack_pii.services import SERVICES, Services
+from slack_pii.keys import fingerprint
+from slack_pii.detect.scanner import Outcome
+from slack_pii.scanpool import NoOutcome, ScanBusy
 from slack_pii.detect.slack_text import JSON_STRING_FIELDS, decode_json_fields, encode_json_fields
-from slack_pii.webapi.upstream import Upstream, UpstreamFailure, is_read_method
+from slack_pii.webapi.upstream import UpstreamFailure, is_read_method
 from slack_pii.webapi.files import FileUploads
 
 log = logging.getLogger("slack_pii.webapi")
@@ -60,6 +61,9 @@ ERROR_STATUS = {"request_too_large": 413}
 UPSTREAM_STATUS = {"timeout": (504, "upstream_timeout"), "connection": (502, "upstream_unreachable"),
                    "disconnected": (502, "upstream_connection_lost")}
 CHUNK = 64 * 1024
+# Every scan worker taken and the queue full: 503 + Retry-After, which slack_sdk's retry handlers understand.
+BUSY = "busy"
+RETRY_LATER = {"Retry-After": "1"}
 
 
 @dataclass
@@ -86,22 +90,14 @@ class ParsedCall:
 
 
 class WebApi:
-    """The routes; the engine, store and upstream are bound at start-up (`bind`)."""
+    """The routes; the running parts (scan pool, store, upstream) come from `request.app[SERVICES]`."""
 
     def __init__(self, settings, metrics: Metrics):
         self.settings = settings
         self.metrics = metrics
-        self.scanner = None
-        self.store = None
-        self.upstream: Upstream | None = None
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan")
-        self.key = settings.key_bytes()
         policy_choice = settings.on_scan_error
         self._on_scan_error = policy_choice or None
         self.files = FileUploads(self)
-
-    def bind(self, scanner, store, upstream: Upstream) -> None:
-        self.scanner, self.store, self.upstream = scanner, store, upstream
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("POST", "/api/{method}", self.handle_api)
@@ -109,9 +105,8 @@ class WebApi:
         app.router.add_post("/services/{path:.+}", self.handle_hook)
         self.files.add_routes(app)
 
-    @property
-    def on_scan_error(self) -> str:
-        return self._on_scan_error or getattr(self.scanner.policy, "on_scan_error", "block")
+    def on_scan_error(self, services: Services) -> str:
+        return self._on_scan_error or services.scanner_slot.current.policy.on_scan_error
 
     # --- Web API ----------------------------------------------------------------------------------------
 
@@ -131,25 +126,30 @@ class WebApi:
         except PayloadError as exc:
             self.metrics.requests.labels(method, "invalid").inc()
             return api_error(ERROR_STATUS.get(exc.code, 400), exc.code, exc.detail, exc.path)
+        services = request.app[SERVICES]
         channel = _channel_of(call.args)
-        caller = fingerprint(call.token, self.key) if call.token else None
+        caller = fingerprint(call.token, services.keys.fingerprints) if call.token else None
         audit = dict(source="webapi", method=method, channel=channel, caller=caller)
-        if (refusal := await self.files.screen(method, call, audit)) is not None:
+        if (refusal := await self.files.screen(services, method, call, audit)) is not None:
             return refusal
 
-        outcome, failure = await self._scan(call.args, channel)
+        outcome, failure = await self._scan(services, call.args, channel)
+        if failure == BUSY:  # NOTE: refused even with on_scan_error=forward: a flood must not buy unscanned posts
+            self.metrics.requests.labels(method, BUSY).inc()
+            return api_error(503, "pii_scan_busy", messages.scan_busy_detail(), headers=RETRY_LATER)
         if failure is not None:
-            forward = self.on_scan_error == "forward"
+            forward = self.on_scan_error(services) == "forward"
             log.warning(messages.scan_failed_log(method, failure, forward), extra={"method": method})
             self.metrics.requests.labels(method, "scan_failed").inc()
             if not forward:
                 response = api_refusal("pii_scan_failed", messages.scan_failed_detail())
-                await self._record(ScanFailed(**audit, action="block", reason=failure, status=200,
-                                              latency_ms=_ms(started), config_version=self._version()))
+                await self.record(services, ScanFailed(**audit, action="block", reason=failure, status=200,
+                                              latency_ms=_ms(started), config_version=services.scanner_slot.config_version))
                 return response
             response = await self._forward_call(request, method, call, call.args if call.rewritten else None)
-            await self._record(ScanFailed(**audit, action="forward", reason=failure, status=response.status,
-                                          latency_ms=_ms(started), config_version=self._version()))
+            await self.record(services, ScanFailed(**audit, action="forward", reason=failure, status=response.status,
+                                                   latency_ms=_ms(started),
+                                                   config_version=services.scanner_slot.config_version))
             return response
 
         verdict = outcome.verdict
@@ -164,7 +164,7 @@ class WebApi:
             redacted = call.args if redacted is None and call.rewritten else redacted
             response = await self._forward_call(request, method, call, redacted, verdict)
         summary = outcome.summary()
-        await self._record(MessageScanned(**audit, action=verdict, entities=summary["entities"],
+        await self.record(services, MessageScanned(**audit, action=verdict, entities=summary["entities"],
                                           rules=summary["rules"], latency_ms=_ms(started), status=response.status,
                                           config_version=outcome.config_version, **explain(outcome)))
         log.info(messages.request_done("webapi", method, verdict, response.status, _ms(started)),
@@ -178,8 +178,9 @@ class WebApi:
         headers = forward_headers(request)
         if content_type:
             headers["Content-Type"] = content_type
+        upstream = request.app[SERVICES].upstream
         try:
-            async with self.upstream.call(self.upstream.api_url(method), method_name=method, headers=headers,
+            async with upstream.call(upstream.api_url(method), method_name=method, headers=headers,
                                           body=body or None, query=query,
                                           http_method=request.method) as upstream_response:
                 return await relay(request, upstream_response, {"X-Slack-PII-Action": verdict})
@@ -194,8 +195,9 @@ class WebApi:
         body: Any = request.content if request.body_exists else None
         if body is not None and length is not None and length <= self.settings.max_body_bytes:
             body = await request.read()
+        upstream = request.app[SERVICES].upstream
         try:
-            async with self.upstream.call(self.upstream.api_url(method), method_name=method,
+            async with upstream.call(upstream.api_url(method), method_name=method,
                                           headers=forward_headers(request), body=body,
                                           query=request.query_string,
                                           http_method=request.method) as upstream_response:
@@ -218,21 +220,26 @@ class WebApi:
         except PayloadError as exc:
             self.metrics.requests.labels("webhook", "invalid").inc()
             return web.Response(status=ERROR_STATUS.get(exc.code, 400), text=hook_error_text(exc))
+        services = request.app[SERVICES]
         channel = payload.get("channel") if isinstance(payload.get("channel"), str) else None
         audit = dict(source="webhook", method="webhook", channel=channel,
-                     caller=fingerprint(path, self.key))
-        outcome, failure = await self._scan(payload, channel)
+                     caller=fingerprint(path, services.keys.fingerprints))
+        outcome, failure = await self._scan(services, payload, channel)
+        if failure == BUSY:
+            self.metrics.requests.labels("webhook", BUSY).inc()
+            return web.Response(status=503, text=f"pii_scan_busy: {messages.scan_busy_detail()}",
+                                headers=RETRY_LATER)
         if failure is not None:
-            forward = self.on_scan_error == "forward"
+            forward = self.on_scan_error(services) == "forward"
             log.warning(messages.scan_failed_log("webhook", failure, forward), extra={"method": "webhook"})
             self.metrics.requests.labels("webhook", "scan_failed").inc()
             if forward:
                 response = await self._forward_hook(request, raw)
             else:
                 response = web.Response(status=503, text=f"pii_scan_failed: {messages.scan_failed_detail()}")
-            await self._record(ScanFailed(**audit, action="forward" if forward else "block", reason=failure,
+            await self.record(services, ScanFailed(**audit, action="forward" if forward else "block", reason=failure,
                                           status=response.status, latency_ms=_ms(started),
-                                          config_version=self._version()))
+                                          config_version=services.scanner_slot.config_version))
             return response
         verdict = outcome.verdict
         self._count("webhook", outcome)
@@ -246,7 +253,7 @@ class WebApi:
                 body = urlencode({"payload": text}).encode() if form_encoded else _utf8(text, outcome.redacted)
             response = await self._forward_hook(request, body)
         summary = outcome.summary()
-        await self._record(MessageScanned(**audit, action=verdict, entities=summary["entities"],
+        await self.record(services, MessageScanned(**audit, action=verdict, entities=summary["entities"],
                                           rules=summary["rules"], latency_ms=_ms(started), status=response.status,
                                           config_version=outcome.config_version, **explain(outcome)))
         log.info(messages.request_done("webhook", "webhook", verdict, response.status, _ms(started)),
@@ -254,8 +261,9 @@ class WebApi:
         return response
 
     async def _forward_hook(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        upstream = request.app[SERVICES].upstream
         try:
-            async with self.upstream.call(self.upstream.hook_url(request.path), method_name="webhook",
+            async with upstream.call(upstream.hook_url(request.path), method_name="webhook",
                                           headers=forward_headers(request), body=body) as upstream_response:
                 return await relay(request, upstream_response)
         except UpstreamFailure as exc:
@@ -264,16 +272,16 @@ class WebApi:
 
     # --- shared steps ---------------------------------------------------------------------------------------
 
-    async def _scan(self, payload: Any, channel: str | None):
+    async def _scan(self, services: Services, payload: Any, channel: str | None) -> tuple[Outcome | None, str | None]:
         """(outcome, None), or (None, reason) when detection raised or ran over its budget."""
-        loop = asyncio.get_running_loop()
         kwargs = {"channel_name": channel[1:]} if channel and channel.startswith("#") else {"channel_id": channel}
         started = time.perf_counter()
         try:
-            future = loop.run_in_executor(self.executor, partial(self.scanner.scan, payload, **kwargs))
-            outcome = await asyncio.wait_for(future, timeout=self.settings.scan_timeout_seconds)
-        except asyncio.TimeoutError:
-            return None, "timeout"
+            outcome = await services.scan_pool.scan(payload, **kwargs)
+        except ScanBusy:
+            return None, BUSY
+        except NoOutcome as exc:
+            return None, exc.reason
         except Exception as exc:  # noqa: BLE001 - any detection failure fails closed; the type is logged, not text
             return None, type(exc).__name__
         finally:
@@ -286,16 +294,13 @@ class WebApi:
             if item.action != "allow":
                 self.metrics.findings.labels(item.finding.entity_type).inc()
 
-    async def _record(self, event) -> None:
+    async def record(self, services: Services, event) -> None:
         """NOTE: recorded after the caller's answer was decided (the message may already be in Slack), so a
         store outage here is logged, not turned into an error the caller would retry into a duplicate post."""
         try:
-            await self.store.record(event)
+            await services.store.record(event)
         except StoreUnavailable as exc:
             log.warning(messages.audit_lost(event.method, type(exc).__name__))
-
-    def _version(self) -> str:
-        return getattr(self.scanner, "config_version", "")
 
 
 # --- parsing -------------------------------------------------------------------------------------------------
@@ -530,11 +535,11 @@ async def relay(request: web.Request, upstream_response: aiohttp.ClientResponse,
     return response
 
 
-def api_error(status: int, code: str, detail: str, path: str = "") -> web.Response:
+def api_error(status: int, code: str, detail: str, path: str = "", headers: dict[str, str] | None = None) -> web.Response:
     body = {"ok": False, "error": code, "detail": detail}
     if path:
         body["path"] = path
-    return web.json_response(body, status=status)
+    return web.json_response(body, status=status, headers=headers)
 
 
 def api_refusal(code: str, detail: str, **extra: Any) -> web.Response:

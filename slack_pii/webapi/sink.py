@@ -17,8 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from slack_pii import messages
-from slack_pii.detect.policy import fingerprint
 from slack_pii.store import BaseStore as Store
+from slack_pii.keys import fingerprint
 
 log = logging.getLogger("slack_pii.sink")
 
