@@ -47,7 +47,7 @@ URL_KEYS = ("url", "link")  # key suffixes whose values are URLs (scanned as suc
 # NOTE: Slack ids are skipped by shape ([A-Z][A-Z0-9]+): Slack resolves them and refuses (never stores) an
 # unknown id. Image URLs are skipped only without a query string or fragment and with few digits, so a signed
 # URL or a value in a path is still scanned.
-_ID = regex.compile(r"[A-Z][A-Z0-9]{1,24}(?:,\s*[A-Z][A-Z0-9]{1,24})*")
+_ID = regex.compile(r"[A-Z][A-Z0-9]{1,14}(?:,\s*[A-Z][A-Z0-9]{1,14})*")
 _TS = regex.compile(r"\d{1,10}(?:\.\d{1,6})?")
 _ENUM = regex.compile(r"[a-z][a-z0-9_.\-]{0,63}")
 _EMOJI = regex.compile(r":[a-z0-9_+'\-]{1,64}:(?::skin-tone-\d:)?")
@@ -363,6 +363,89 @@ def _special_token(text: str, start: int, end: int, inner: str, scan: ScanText, 
 # --- payload walking ----------------------------------------------------------------------------------------
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice: readers disagree on which copy wins, so it is refused."""
+
+    def __init__(self, path: tuple[str | int, ...]):
+        self.path = path
+        super().__init__("duplicated key")
+
+
+def loads_strict(text: str) -> Any:
+    """json.loads that refuses duplicated keys at any depth (DuplicateKey carries the path to the second copy).
+
+    Raises json.JSONDecodeError, DuplicateKey, or RecursionError for absurd nesting.
+    """
+    marked: list[bool] = []
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict:
+        value = _object(pairs)
+        if isinstance(value, _Duplicated):
+            marked.append(True)
+        return value
+
+    value = json.loads(text, object_pairs_hook=hook)
+    if marked:
+        raise DuplicateKey(_find_duplicate(value) or ())
+    return value
+
+
+class _Duplicated(dict):
+    """A decoded JSON object that named `key` twice (only ever built on the way to a DuplicateKey)."""
+
+    key: str = ""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    value = dict(pairs)
+    if len(value) == len(pairs):
+        return value
+    seen: set[str] = set()
+    marked = _Duplicated(value)
+    marked.key = next(k for k, _ in pairs if k in seen or seen.add(k))
+    return marked
+
+
+def _find_duplicate(root: Any) -> tuple[str | int, ...] | None:
+    """The path of a duplicated key (outermost first), walking without recursion."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, _Duplicated):
+            return path + (node.key,)
+        if isinstance(node, dict):
+            stack.extend((value, path + (key,)) for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((item, path + (index,)) for index, item in enumerate(node))
+    return None
+
+
+def nesting_depth(root: Any, limit: int) -> int:
+    """How deep containers nest in `root` (a scalar is 0), counting no further than limit + 1."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > limit:
+                return depth
+            stack.extend((child, depth) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def json_text(value: Any) -> str:
+    """JSON for forwarding: UTF-8 text, or ASCII escapes when the value holds lone surrogates (from `\\ud800`
+    escapes), which have no UTF-8 form: kept escaped, as they came."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    return text
+
+
 def decode_json_fields(payload: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Parse form-style JSON-string fields (blocks, attachments ...) into objects; return the fields decoded.
 
@@ -387,7 +470,7 @@ def encode_json_fields(payload: dict[str, Any], names: list[str]) -> dict[str, A
     """Inverse of decode_json_fields for the fields it decoded."""
     encoded = dict(payload)
     for name in names:
-        encoded[name] = json.dumps(encoded[name], ensure_ascii=False, separators=(",", ":"))
+        encoded[name] = json_text(encoded[name])
     return encoded
 
 
