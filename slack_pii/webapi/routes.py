@@ -135,7 +135,8 @@ class WebApi:
             validate_args(method, call.args, self.settings)
         except PayloadError as exc:
             self.metrics.requests.labels(method, "invalid").inc()
-            return api_error(ERROR_STATUS.get(exc.code, 400), exc.code, exc.detail, exc.path)
+            return closing_if_unread(request, api_error(ERROR_STATUS.get(exc.code, 400), exc.code, exc.detail,
+                                                        exc.path))
         channel = channel_label(_channel_of(call.args), self.key)
         caller = fingerprint(call.token, self.key) if call.token else None
         audit = dict(source="webapi", method=method, channel=channel, caller=caller)
@@ -219,7 +220,8 @@ class WebApi:
             validate_args("webhook", payload, self.settings)
         except PayloadError as exc:
             self.metrics.requests.labels("webhook", "invalid").inc()
-            return web.Response(status=ERROR_STATUS.get(exc.code, 400), text=hook_error_text(exc))
+            return closing_if_unread(request, web.Response(status=ERROR_STATUS.get(exc.code, 400),
+                                                           text=hook_error_text(exc)))
         channel = channel_label(payload.get("channel") if isinstance(payload.get("channel"), str) else None,
                                 self.key)
         audit = dict(source="webhook", method="webhook", channel=channel,
@@ -573,6 +575,14 @@ async def relay(request: web.Request, upstream_response: aiohttp.ClientResponse,
             request.transport.close()
         return response
     await response.write_eof()
+    return response
+
+
+def closing_if_unread(request: web.Request, response: web.Response) -> web.Response:
+    """A refusal sent before the body was read ends the connection (Connection: close): the unread rest of the
+    body must not be taken for the next request, and the client must not reuse a connection we drop."""
+    if request.body_exists and not request.content.at_eof():
+        response.force_close()
     return response
 
 
