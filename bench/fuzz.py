@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import pickle
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,13 @@ def rss_mb(pid: int) -> float:
 
 async def fuzz(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    cases = generate(args.count, seed=args.seed)
+    cache = Path(args.cache) if args.cache else None
+    if cache is not None and cache.exists():
+        cases = pickle.loads(cache.read_bytes())[:args.count]
+    else:
+        cases = generate(args.count, seed=args.seed)
+        if cache is not None:
+            cache.write_bytes(pickle.dumps(cases))
     print(f"generated {len(cases)} cases in {time.monotonic() - started:.0f} s "
           f"({sum(c.huge for c in cases)} huge, {sum(c.label.startswith('hostile') for c in cases)} hostile)",
           flush=True)
@@ -86,7 +93,9 @@ async def fuzz(args: argparse.Namespace) -> int:
 def print_report(report: Report, samples: list, warmup: int) -> None:
     print(f"\nsent {report.sent} requests in {report.seconds:.0f} s; answers by status: "
           + ", ".join(f"{status}: {count}" for status, count in sorted(report.statuses.items())))
-    print(f"5xx: {report.five_xx}   hangs: {report.hangs}   canaries that reached Slack: {report.forwarded_canaries}")
+    print(f"undocumented 5xx: {report.five_xx}   hangs: {report.hangs}   "
+          f"canaries that reached Slack: {report.forwarded_canaries}   "
+          f"refused as pii_scan_failed (fail closed, over the scan time budget): {report.scan_failed}")
     start = samples[0][2]
     warm = next((rss for _, sent, rss in samples if sent >= warmup), samples[-1][2])
     end = samples[-1][2]
@@ -105,6 +114,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
     parser.add_argument("--warmup", type=int, default=2000, help="requests before the RSS baseline")
     parser.add_argument("--time-limit", type=float, default=3600, help="stop sending after this many seconds")
+    parser.add_argument("--cache", help="keep the generated cases in this file and reuse them (generation is slow)")
     parser.add_argument("--log-level", default="INFO", help="the proxy's SLACK_PII_LOG_LEVEL (DEBUG checks more)")
     return asyncio.run(fuzz(parser.parse_args()))
 

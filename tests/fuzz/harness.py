@@ -39,6 +39,7 @@ class Report:
     five_xx: int = 0
     hangs: int = 0
     forwarded_canaries: int = 0
+    scan_failed: int = 0  # refused as pii_scan_failed (fail closed: nothing forwarded)
     seconds: float = 0.0
 
     def add(self, problem: str) -> None:
@@ -101,7 +102,10 @@ async def run(cases: list[Case], base_url: str, *, concurrency: int = 4, report:
 
 
 def check_answer(case: Case, status: int, ctype: str, body: bytes, report: Report) -> None:
-    if status >= 500 or status == 0:
+    if b"pii_scan_failed" in body[:200]:
+        # Documented fail-closed refusal (Web API: 200 ok=false; webhooks: 503): a scan over its time budget.
+        report.scan_failed += 1
+    elif status >= 500 or status == 0:
         report.five_xx += 1
         report.add(f"{case.label}: status {status}")
     text = body.decode("utf-8", "replace")
