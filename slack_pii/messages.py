@@ -112,6 +112,10 @@ def query_and_body(path: str) -> str:
     return f"`{path}` is given both in the query string and in the body; send it once."
 
 
+def file_part_not_file(path: str) -> str:
+    return f"`{path}` is sent as a file part; only `file` may be (send other arguments as fields)."
+
+
 def malformed_request() -> str:
     return "The HTTP request is malformed (request line, headers or framing) and was not read."
 

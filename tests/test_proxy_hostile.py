@@ -96,6 +96,18 @@ async def test_duplicated_form_field_names_are_refused_without_echoing_the_name(
     assert double.requests == []
 
 
+async def test_an_argument_sent_as_a_file_part_is_refused(proxy, double):
+    form = aiohttp.FormData()
+    form.add_field("channels", "C1")
+    form.add_field("initial_comment", f"card {CARD}".encode(), filename="comment.txt", content_type="text/plain")
+    form.add_field("file", b"log", filename="a.log")
+    writer = form()
+    answer = assert_slack_error(*await send(proxy, "/api/files.upload", await writer.as_bytes(),
+                                            content_type=writer.content_type), code="invalid_arguments")
+    assert answer["path"] == "/initial_comment"
+    assert double.requests == []
+
+
 async def test_a_get_with_a_body_is_never_forwarded_unscanned(proxy, double):
     body = json.dumps({"text": f"card {CARD}"}).encode()
     status, ctype, answer = await send(proxy, "/api/chat.postMessage?channel=C1&text=hi", body, method="GET")

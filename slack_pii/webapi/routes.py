@@ -389,6 +389,9 @@ async def parse_multipart(raw: bytes, content_type: str) -> tuple[list[tuple[str
                 raise PayloadError("invalid_form_data", messages.invalid_form("multipart"))
             data = bytes(await part.read(decode=True))
             if part.filename is not None:
+                if part.name != "file":  # Slack could read `text` sent as a file part as the argument
+                    label = field_label(part.name)
+                    raise PayloadError("invalid_arguments", messages.file_part_not_file(f"/{label}"), f"/{label}")
                 files.append(FilePart(part.name, part.filename,
                                       part.headers.get("Content-Type", "application/octet-stream"), data))
                 order.append(f"\0file{len(files) - 1}")
