@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.factories import AWS_KEY, CARD, section
+from tests.factories import CARD, section
 from tests.slack_double import double, proxy, proxy_settings  # noqa: F401 - fixtures
 
 HOOK = "/services/T0ABCDEF12/B0ABCDEF34/abcdefghijklmnopqrstuvwx"

@@ -446,10 +446,19 @@ def json_text(value: Any) -> str:
     return text
 
 
+class FieldNotJson(ValueError):
+    """A form-style JSON-string field (`blocks`, `attachments` …) that does not parse; names the field only."""
+
+    def __init__(self, name: str, why: str):
+        self.field = name
+        super().__init__(f"{name} {why}")
+
+
 def decode_json_fields(payload: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Parse form-style JSON-string fields (blocks, attachments ...) into objects; return the fields decoded.
 
-    Raises ValueError naming the field when one is not valid JSON (the caller turns it into a Slack error).
+    As strict as a JSON body: raises FieldNotJson naming the field when one does not parse (or nests absurdly
+    deep), DuplicateKey with the path from the payload's top when a key inside is given twice.
     """
     decoded = dict(payload)
     names = []
@@ -457,11 +466,13 @@ def decode_json_fields(payload: Mapping[str, Any]) -> tuple[dict[str, Any], list
         value = decoded.get(name)
         if isinstance(value, str) and value.strip():
             try:
-                decoded[name] = json.loads(value)
+                decoded[name] = loads_strict(value)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{name} is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+                raise FieldNotJson(name, f"is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
             except RecursionError:
-                raise ValueError(f"{name} is nested too deeply") from None
+                raise FieldNotJson(name, "is nested too deeply") from None
+            except DuplicateKey as exc:
+                raise DuplicateKey((name,) + exc.path) from None
             names.append(name)
     return decoded, names
 

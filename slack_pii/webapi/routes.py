@@ -32,7 +32,7 @@ from slack_pii.errors import PayloadError
 from slack_pii.logs import is_method_name
 from slack_pii.metrics import Metrics
 from slack_pii.detect.policy import fingerprint
-from slack_pii.detect.slack_text import (JSON_STRING_FIELDS, DuplicateKey, decode_json_fields, encode_json_fields,
+from slack_pii.detect.slack_text import (DuplicateKey, FieldNotJson, decode_json_fields, encode_json_fields,
                                          is_field_name, json_text, loads_strict, nesting_depth)
 from slack_pii.webapi.upstream import Upstream, UpstreamFailure, is_read_method
 
@@ -415,17 +415,16 @@ def _single(pairs: list[tuple[str, str]], where: str) -> dict[str, str]:
 
 def _decode_json_strings(args: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Decode form-style JSON-string fields (blocks, attachments …) with the same strictness as a JSON body."""
-    decoded, names = dict(args), []
-    for name in JSON_STRING_FIELDS:
-        value = args.get(name)
-        if isinstance(value, str) and value.strip():
-            try:
-                decoded[name] = _loads(value, f"/{name}")
-            except PayloadError as exc:
-                if exc.code == "invalid_json" and not exc.path:  # a parse error: name the field, not the position
-                    raise PayloadError("invalid_arguments", messages.field_not_json(f"/{name}"), f"/{name}") from None
-                raise
-            names.append(name)
+    try:
+        decoded, names = decode_json_fields(args)
+    except FieldNotJson as exc:
+        raise PayloadError("invalid_arguments", messages.field_not_json(f"/{exc.field}"), f"/{exc.field}") from None
+    except DuplicateKey as exc:
+        path = _path_of(exc.path)
+        raise PayloadError("invalid_arguments", messages.duplicate_field(path), path) from None
+    for name in names:
+        if nesting_depth(decoded[name], MAX_JSON_DEPTH - 1) > MAX_JSON_DEPTH - 1:
+            raise PayloadError("invalid_json", messages.json_too_deep(f"/{name}", MAX_JSON_DEPTH), f"/{name}")
     return decoded, names
 
 
