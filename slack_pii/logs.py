@@ -19,6 +19,15 @@ from aiohttp.abc import AbstractAccessLogger
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 _HOOK_PATH = re.compile(r"^/services/.*")
 METHOD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)+")
+_UPPER_RUN = re.compile(r"[A-Z0-9]{6}")
+
+
+def is_method_name(name: str) -> bool:
+    """Shaped like a Slack Web API method (`chat.postMessage`, `oauth.v2.access`, `files.getUploadURLExternal`):
+    dotted words, few digits, no long capital runs. Anything else (a key or a card typed as a method) is neither
+    forwarded nor logged."""
+    return (len(name) <= 80 and bool(METHOD_NAME.fullmatch(name)) and sum(c.isdigit() for c in name) <= 2
+            and not _UPPER_RUN.search(name))
 
 
 class JsonFormatter(logging.Formatter):
@@ -49,6 +58,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # NOTE: at DEBUG aiosqlite logs every statement with its values (message text, tokens): never below WARNING.
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
 
 
 def safe_path(path: str) -> str:
@@ -60,16 +71,20 @@ class AccessLogger(AbstractAccessLogger):
     """aiohttp access log without query strings, webhook secrets, headers or client-supplied strings."""
 
     def log(self, request, response, time_taken: float) -> None:
-        route = request.match_info.route.resource
-        if route is None:
+        match_info = getattr(request, "match_info", None)  # absent on requests the HTTP parser refused
+        route = match_info.route.resource if match_info is not None else None
+        if match_info is None:
+            path = "(malformed request)"
+        elif route is None:
             path = "(no route)"  # a 404: the path is whatever the client typed
         else:
             path = route.canonical if "{" not in route.canonical else safe_path(request.path)
-        if "method" in request.match_info:
-            method = request.match_info["method"]
-            path = f"/api/{method}" if METHOD_NAME.fullmatch(method) and len(method) < 80 else "/api/…"
-        self.logger.info("%s %s %s %.1f ms", request.method, path[:200], response.status, time_taken * 1000,
-                         extra={"http_method": request.method, "path": path[:200], "status": response.status,
+        if match_info is not None and "method" in match_info:
+            method = match_info["method"]
+            path = f"/api/{method}" if is_method_name(method) or is_method_name(method.lower()) else "/api/…"
+        http_method = request.method if request.method.isalpha() and len(request.method) <= 10 else "?"
+        self.logger.info("%s %s %s %.1f ms", http_method, path[:200], response.status, time_taken * 1000,
+                         extra={"http_method": http_method, "path": path[:200], "status": response.status,
                                 "ms": round(time_taken * 1000, 2)})
 
 

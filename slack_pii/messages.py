@@ -109,6 +109,42 @@ def unsupported_content_type() -> str:
     return "Send application/json, application/x-www-form-urlencoded or multipart/form-data."
 
 
+def unsupported_encoding() -> str:
+    return "Send the body uncompressed, or with Content-Encoding gzip or deflate."
+
+
+def invalid_encoding() -> str:
+    return "The body does not decode with its Content-Encoding."
+
+
+def json_too_deep(path: str, limit: int) -> str:
+    return f"`{path}` is nested more than {limit} levels deep."
+
+
+def get_with_body() -> str:
+    return "A GET request carries its arguments in the query string; send a body with POST."
+
+
+def query_and_body(path: str) -> str:
+    return f"`{path}` is given both in the query string and in the body; send it once."
+
+
+def file_part_not_file(path: str) -> str:
+    return f"`{path}` is sent as a file part; only `file` may be (send other arguments as fields)."
+
+
+def malformed_request() -> str:
+    return "The HTTP request is malformed (request line, headers or framing) and was not read."
+
+
+def internal_error() -> str:
+    return "The proxy failed on this request; nothing was forwarded. Tell your Slack admins if it keeps happening."
+
+
+def http_error_log(status: int, error_type: str) -> str:
+    return f"HTTP {status} answered ({error_type}); the request was not forwarded"
+
+
 def body_too_large(limit: int) -> str:
     return f"The request body is larger than {limit} bytes."
 

@@ -72,6 +72,11 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
     delay: float = 0.0
+    reset: bool = False  # drop the connection without answering (the request may have landed)
+
+
+class _Reset(Exception):
+    """A scripted reply that cuts the connection."""
 
 
 class SlackDouble:
@@ -113,9 +118,9 @@ class SlackDouble:
 
     def answer(self, method: str, *, status: int = 200, json_body: Any = None, raw: bytes | None = None,
                headers: dict[str, str] | None = None, hang: bool = False, delay: float = 0.0,
-               times: int = 1) -> None:
+               times: int = 1, reset: bool = False) -> None:
         for _ in range(times):
-            self._replies[method].append(Reply(status, json_body, raw, headers or {}, hang, delay))
+            self._replies[method].append(Reply(status, json_body, raw, headers or {}, hang, delay, reset))
 
     def received(self, method: str | None = None) -> list[Recorded]:
         return [r for r in self.requests if method is None or r.method == method]
@@ -131,6 +136,8 @@ class SlackDouble:
             return web.json_response(default) if not isinstance(default, str) else web.Response(text=default)
         if reply.hang:
             await self._hang.wait()
+        if reply.reset:
+            raise _Reset()
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.raw is None and reply.json_body is None and reply.status == 200:
@@ -143,6 +150,13 @@ class SlackDouble:
     async def _api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
         recorded = await self._record(request, method)
+        try:
+            return await self._answer_api(method, recorded)
+        except _Reset:
+            request.transport.abort()
+            return web.Response()
+
+    async def _answer_api(self, method: str, recorded: Recorded) -> web.StreamResponse:
         try:
             args = recorded.args()
         except (ValueError, KeyError):

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from slack_pii.detect.slack_text import build_scan_text, decode_json_fields, encode_json_fields, extract_segments, reassemble
-from tests.factories import CARD, EMAIL, SLACK_BOT, SSN, message, section
+from slack_pii.detect.slack_text import (KeyName, build_scan_text, decode_json_fields, encode_json_fields,
+                                         extract_segments, is_structure, reassemble)
+from tests.factories import AWS_KEY, CARD, EMAIL, SLACK_BOT, SSN, message, section
 
 PAYLOADS = sorted((Path(__file__).parent / "data" / "payloads").glob("*.json"))
 
@@ -51,7 +52,98 @@ def test_structure_is_not_scanned():
     payload = json.loads((PAYLOADS[0].parent / "chat_post_blocks.json").read_text())
     paths = {s.path for s in extract_segments(payload)}
     for path in paths:
-        assert path[-1] not in {"type", "action_id", "block_id", "user_id", "channel", "image_url", "color", "name"}
+        assert path[-1] not in {"type", "user_id", "channel", "image_url", "color", "style", "ts"}
+
+
+@pytest.mark.parametrize("fixture", PAYLOADS, ids=lambda p: p.stem)
+def test_every_leaf_is_scanned_or_documented_structure(fixture):
+    """The walker's contract: a string or number leaf is a segment unless it is a NON_CONTENT key in its shape."""
+    payload = json.loads(fixture.read_text())
+    paths = {s.path for s in extract_segments(payload)}
+    for path, value in _leaves(payload):
+        if path not in paths:
+            assert is_structure(path[-1] if not isinstance(path[-1], int) else _list_key(path), value), path
+
+
+def _leaves(node, path=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, path + (key,))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _leaves(value, path + (index,))
+    elif isinstance(node, (str, int, float)) and not (isinstance(node, str) and not node):
+        yield path, node
+
+
+def _list_key(path):
+    return next((step for step in reversed(path) if isinstance(step, str)), None)
+
+
+# What Slack stores that an older walker skipped (issue 15, class 3): each must be a segment.
+STORED_ELSEWHERE = [
+    ({"channel": "C1", "username": f"bot {CARD}"}, ("username",)),
+    ({"channel": "C1", "markdown_text": f"**card** {CARD}"}, ("markdown_text",)),
+    ({"channel": "C1", "metadata": {"event_type": "t", "event_payload": {"note": CARD}}},
+     ("metadata", "event_payload", "note")),
+    ({"channel": "C1", "blocks": [{"type": "section", "block_id": CARD, "text": {"type": "mrkdwn", "text": "x"}}]},
+     ("blocks", 0, "block_id")),
+    ({"channel": "C1", "content": f"log line {CARD}"}, ("content",)),
+    ({"channel": "C1", "brand_new_field": {"deep": [CARD]}}, ("brand_new_field", "deep", 0)),
+    ({"channel": "C1", "text": 4111111111111111}, ("text",)),
+    ({"channel": "C1", "attachments": [{"fields": [{"title": "t", "value": 4111111111111111}]}]},
+     ("attachments", 0, "fields", 0, "value")),
+    ({"channel": CARD, "text": "hi"}, ("channel",)),  # not a channel id's shape: scanned
+    ({"channel": "C1", "attachments": [{"color": CARD, "image_url": f"https://x.test/i.png?c={CARD}"}]},
+     ("attachments", 0, "image_url")),
+]
+
+
+@pytest.mark.parametrize(("payload", "path"), STORED_ELSEWHERE, ids=lambda v: "/".join(map(str, v)) if
+                         isinstance(v, tuple) else None)
+def test_fields_slack_stores_are_segments(payload, path):
+    segments = {s.path: s for s in extract_segments(payload)}
+    assert path in segments
+    assert CARD.replace(" ", "") in segments[path].scan.text.replace(" ", "")
+
+
+def test_unfurl_keys_are_scanned_and_renamed_on_redaction():
+    url = f"https://x.test/card/{CARD.replace(' ', '')}"
+    payload = {"channel": "C1", "ts": "1.2", "unfurls": {url: {"text": "ok"}, "https://y.test": {"text": CARD}}}
+    segments = extract_segments(payload)
+    [key] = [s for s in segments if isinstance(s.path[-1], KeyName) and s.text == url]
+    assert key.kind == "url" and key.where == "/unfurls/{key}"
+    edits = {key.path: "https://x.test/card/[CREDIT_CARD]", ("unfurls", url, "text"): "fine",
+             ("unfurls", "https://y.test", "text"): "[CREDIT_CARD]"}
+    edited = reassemble(payload, edits)
+    assert list(edited["unfurls"]) == ["https://x.test/card/[CREDIT_CARD]", "https://y.test"]
+    assert edited["unfurls"]["https://x.test/card/[CREDIT_CARD]"] == {"text": "fine"}
+    assert payload["unfurls"][url] == {"text": "ok"}  # input untouched
+
+
+def test_paths_in_logs_never_show_a_key_that_is_content():
+    payload = {"channel": "C1", "metadata": {"event_type": "t", "event_payload": {CARD: {"n": "x"}}}}
+    wheres = [s.where for s in extract_segments(payload)]
+    assert wheres and all(CARD not in w and "4111" not in w for w in wheres)
+
+
+def test_numbers_round_trip_unless_redacted():
+    payload = {"channel": "C1", "text": 4111111111111111, "ts": 1700000000.5, "n": 3}
+    [segment] = extract_segments(payload)
+    assert segment.text == "4111111111111111"
+    assert reassemble(payload, {segment.path: segment.text}) == payload
+    assert reassemble(payload, {segment.path: "[CREDIT_CARD]"})["text"] == "[CREDIT_CARD]"
+
+
+def test_walk_survives_deep_nesting():
+    payload: dict = {"channel": "C1"}
+    node = payload
+    for _ in range(5000):
+        node["a"] = {}
+        node = node["a"]
+    node["text"] = CARD
+    [segment] = extract_segments(payload)
+    assert len(segment.path) == 5001
 
 
 def test_edit_changes_only_its_path():
@@ -78,14 +170,56 @@ def test_form_json_field_error_names_the_field_not_the_content():
 # --- mrkdwn scan text -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", [
-    "ping <@U024BE7LH> now", "in <#C024BE7LR|general> please", "<!here> deploy", "<!subteam^S0614TZR7|@oncall> hi",
-    ":white_check_mark: done :skin-tone-2:", "<!date^1392734382^{date_short}|Feb 18, 2014>",
+@pytest.mark.parametrize(("text", "hidden", "shown"), [
+    ("ping <@U024BE7LH> now", ["U024BE7LH"], ["ping", "now"]),
+    ("in <#C024BE7LR|general> please", ["C024BE7LR"], ["general"]),
+    ("<!here> deploy", ["here"], ["deploy"]),
+    ("<!subteam^S0614TZR7|@oncall> hi", ["S0614TZR7", "subteam"], ["@oncall"]),
+    (":white_check_mark: done :skin-tone-2:", ["white_check_mark", "skin"], ["done"]),
+    ("<!date^1392734382^{date_short}|Feb 18, 2014>", ["1392734382"], ["Feb 18, 2014", "{date_short}"]),
 ])
-def test_mentions_specials_and_emoji_are_hidden_from_recognizers(text):
+def test_ids_and_emoji_are_hidden_labels_are_read(text, hidden, shown):
     scan = build_scan_text(text)
-    for hidden in ("U024BE7LH", "C024BE7LR", "general", "here", "S0614TZR7", "white_check_mark", "1392734382"):
-        assert hidden not in scan.text
+    for value in hidden:
+        assert value not in scan.text
+    for value in shown:
+        assert value in scan.text
+
+
+# Values inside Slack's own tokens (issue 15, class 1): read like text, the id never.
+IN_TOKENS = [
+    f"ping <@U024BE7LH|{CARD}> now",
+    f"see <#C024BE7LR|{CARD}>",
+    f"<!subteam^S0614TZR7|{CARD}>",
+    f"<!date^1700000000^{{date_short}}|{AWS_KEY}>",
+    f"<!date^1700000000^{{date_short}} {CARD}^https://x.test|ok>",
+    "<https://x.test|4111\u200b1111\u200b1111\u200b1111>",
+    "<https://x.test/?n=4111\u20631111\u20631111\u20631111|docs>",
+]
+
+
+@pytest.mark.parametrize("text", IN_TOKENS)
+def test_values_inside_mentions_dates_and_links_are_read(text):
+    scan = build_scan_text(text)
+    assert CARD.replace(" ", "") in scan.text.replace(" ", "") or AWS_KEY in scan.text
+
+
+@pytest.mark.parametrize("text", IN_TOKENS)
+def test_values_inside_tokens_are_redacted_and_tokens_stay_valid(scanner, text):
+    outcome = scanner.scan(text)
+    assert outcome.findings, text
+    redacted = outcome.redacted
+    visible = redacted.replace("\u200b", "").replace("\u2063", "").replace(" ", "")
+    assert CARD.replace(" ", "") not in visible and AWS_KEY not in redacted
+    assert redacted.count("<") == redacted.count(">")
+    for token_id in ("U024BE7LH", "C024BE7LR", "S0614TZR7", "1700000000"):
+        if token_id in text:
+            assert token_id in redacted  # the id is never what gets redacted
+
+
+def test_emoji_shaped_digits_are_text():
+    scan = build_scan_text(f":{CARD.replace(' ', '-')}: :100: :tada:")
+    assert CARD.replace(" ", "-") in scan.text and "tada" not in scan.text and "100" not in scan.text
 
 
 def test_entities_are_decoded_and_offsets_map_back_exactly():

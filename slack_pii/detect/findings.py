@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from slack_pii.detect.slack_text import path_text
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -28,7 +30,7 @@ class Finding:
         return {
             "entity_type": self.entity_type, "start": self.start, "end": self.end, "score": round(self.score, 3),
             "rule": self.rule, "pattern": self.pattern, "category": self.category,
-            "path": "/" + "/".join(str(p) for p in self.path), "context_words": list(self.context_words),
+            "path": path_text(self.path), "context_words": list(self.context_words),
         }
 
 

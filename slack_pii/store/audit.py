@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+from slack_pii.detect.slack_text import path_text
+
 # Columns of audit_events that events fill; anything else an event carries goes into `detail` (JSON).
 COLUMNS = ("source", "method", "channel", "caller", "action", "entities", "rules", "latency_ms", "status",
            "config_version")
@@ -109,9 +111,9 @@ def explain(outcome) -> dict[str, list[dict]]:
         f = item.finding
         findings.append({"entity_type": f.entity_type, "rule": f.rule, "pattern": f.pattern,
                          "score": round(f.score, 3), "context_words": list(f.context_words),
-                         "path": "/" + "/".join(str(p) for p in f.path), "action": item.action,
+                         "path": path_text(f.path), "action": item.action,
                          "reason": item.reason})
     suppressed = [{"entity_type": s.entity_type, "rule": s.rule, "reason": s.reason,
-                   "path": "/" + "/".join(str(p) for p in s.path)}
+                   "path": path_text(s.path)}
                   for s in outcome.suppressed[:EXPLAIN_LIMIT]]
     return {"findings": findings, "suppressed": suppressed}

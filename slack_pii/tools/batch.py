@@ -12,6 +12,8 @@ import multiprocessing
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from slack_pii.detect.slack_text import path_text
+
 CHUNK_LINES = 128
 _WORKER_SCANNER = None  # set in the parent before forking; read by workers
 
@@ -40,7 +42,7 @@ def result_record(record_id: Any, outcome, explain: bool = False) -> dict:
         entry = {"entity_type": f.entity_type, "start": f.start, "end": f.end, "score": round(f.score, 4),
                  "action": item.action, "rule": f.rule}
         if f.path:
-            entry["path"] = "/" + "/".join(str(p) for p in f.path)
+            entry["path"] = path_text(f.path)
         if explain:
             entry["explain"] = {"pattern": f.pattern, "category": f.category, "context_words": list(f.context_words),
                                 "reason": item.reason}

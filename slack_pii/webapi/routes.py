@@ -21,19 +21,21 @@ import aiohttp
 from aiohttp import web
 from aiohttp.base_protocol import BaseProtocol
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.streams import StreamReader
 
 from slack_pii import messages
 from slack_pii.store.audit import MessageScanned, ScanFailed, explain
 from slack_pii.store.base import StoreUnavailable
 from slack_pii.errors import PayloadError
-from slack_pii.logs import METHOD_NAME
+from slack_pii.logs import is_method_name
 from slack_pii.metrics import Metrics
 from slack_pii.services import SERVICES, Services
 from slack_pii.keys import fingerprint
 from slack_pii.detect.scanner import Outcome
 from slack_pii.scanpool import NoOutcome, ScanBusy
-from slack_pii.detect.slack_text import JSON_STRING_FIELDS, decode_json_fields, encode_json_fields
+from slack_pii.detect.slack_text import (DuplicateKey, FieldNotJson, decode_json_fields, encode_json_fields,
+                                         is_field_name, json_text, loads_strict, nesting_depth)
 from slack_pii.webapi.upstream import UpstreamFailure, is_read_method
 from slack_pii.webapi.files import FileUploads
 
@@ -45,6 +47,9 @@ TEXT_METHODS = frozenset({
     "chat.unfurl", "files.upload", "files.completeUploadExternal", "conversations.setTopic",
     "conversations.setPurpose",
 })
+# NOTE: Slack's own matching of method-name case is not documented; any case variant of a text-bearing method is
+# scanned as that method (and forwarded with the name as sent), so a case trick can never skip the scan.
+TEXT_METHOD_BY_FOLDED = {name.lower(): name for name in TEXT_METHODS}
 CHANNEL_REQUIRED = frozenset({
     "chat.postMessage", "chat.update", "chat.postEphemeral", "chat.scheduleMessage", "chat.meMessage",
     "conversations.setTopic", "conversations.setPurpose",
@@ -52,12 +57,17 @@ CHANNEL_REQUIRED = frozenset({
 STRING_FIELDS = ("text", "channel", "channel_id", "channels", "thread_ts", "topic", "purpose", "initial_comment",
                  "title", "user")
 ARRAY_FIELDS = ("blocks", "attachments", "files")
+CHANNEL_SHAPE = re.compile(r"[A-Z][A-Z0-9]{1,14}|#[a-z0-9_\-]{1,80}")
 HOOK_PATH = re.compile(r"/services/T[A-Z0-9]{2,20}/B[A-Z0-9]{2,20}/[A-Za-z0-9]{8,64}")
 # Request headers worth forwarding; Host, cookies, proxies' own headers and hop-by-hop ones never are.
 FORWARD_HEADERS = frozenset({"authorization", "content-type", "user-agent", "accept", "accept-encoding"})
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "transfer-encoding", "upgrade", "content-length"})
-ERROR_STATUS = {"request_too_large": 413}
+ERROR_STATUS = {"request_too_large": 413, "unsupported_encoding": 415}
+# JSON nested deeper than this is refused (Block Kit needs about 10 levels; message metadata a few more).
+MAX_JSON_DEPTH = 100
+# Content-Encodings aiohttp decodes before we read the body (so what we scan is what Slack would read).
+DECODED_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
 UPSTREAM_STATUS = {"timeout": (504, "upstream_timeout"), "connection": (502, "upstream_unreachable"),
                    "disconnected": (502, "upstream_connection_lost")}
 CHUNK = 64 * 1024
@@ -100,6 +110,7 @@ class WebApi:
         self.files = FileUploads(self)
 
     def add_routes(self, app: web.Application) -> None:
+        serve_slack_shaped_errors(app)
         app.router.add_route("POST", "/api/{method}", self.handle_api)
         app.router.add_route("GET", "/api/{method}", self.handle_api)
         app.router.add_post("/services/{path:.+}", self.handle_hook)
@@ -111,23 +122,25 @@ class WebApi:
     # --- Web API ----------------------------------------------------------------------------------------
 
     async def handle_api(self, request: web.Request) -> web.StreamResponse:
-        method = request.match_info["method"]
-        if not METHOD_NAME.fullmatch(method) or len(method) > 80:
+        sent = request.match_info["method"]
+        method = TEXT_METHOD_BY_FOLDED.get(sent.lower())
+        if method is None and not is_method_name(sent):
             return api_error(404, "unknown_method", messages.unknown_method())
-        if method == "files.getUploadURLExternal":
-            return await self.files.get_upload_url(request, method)
-        if method not in TEXT_METHODS:
+        if sent.lower() == "files.getuploadurlexternal":
+            return await self.files.get_upload_url(request, sent)
+        if method is None:
             self.metrics.requests.labels("other", "passthrough").inc()
-            return await self.pass_through(request, method)
+            return await self.pass_through(request, sent)
         started = time.perf_counter()
         try:
             call = await parse_call(request, self.settings)
             validate_args(method, call.args, self.settings)
         except PayloadError as exc:
             self.metrics.requests.labels(method, "invalid").inc()
-            return api_error(ERROR_STATUS.get(exc.code, 400), exc.code, exc.detail, exc.path)
+            return closing_if_unread(request, api_error(ERROR_STATUS.get(exc.code, 400), exc.code, exc.detail,
+                                                        exc.path))
         services = request.app[SERVICES]
-        channel = _channel_of(call.args)
+        channel = channel_label(_channel_of(call.args), services.keys.fingerprints)
         caller = fingerprint(call.token, services.keys.fingerprints) if call.token else None
         audit = dict(source="webapi", method=method, channel=channel, caller=caller)
         if (refusal := await self.files.screen(services, method, call, audit)) is not None:
@@ -146,7 +159,7 @@ class WebApi:
                 await self.record(services, ScanFailed(**audit, action="block", reason=failure, status=200,
                                               latency_ms=_ms(started), config_version=services.scanner_slot.config_version))
                 return response
-            response = await self._forward_call(request, method, call, call.args if call.rewritten else None)
+            response = await self._forward_call(request, sent, call, call.args if call.rewritten else None)
             await self.record(services, ScanFailed(**audit, action="forward", reason=failure, status=response.status,
                                                    latency_ms=_ms(started),
                                                    config_version=services.scanner_slot.config_version))
@@ -162,7 +175,7 @@ class WebApi:
         else:
             redacted = outcome.redacted if verdict == "redact" and outcome.redacted != call.args else None
             redacted = call.args if redacted is None and call.rewritten else redacted
-            response = await self._forward_call(request, method, call, redacted, verdict)
+            response = await self._forward_call(request, sent, call, redacted, verdict)
         summary = outcome.summary()
         await self.record(services, MessageScanned(**audit, action=verdict, entities=summary["entities"],
                                           rules=summary["rules"], latency_ms=_ms(started), status=response.status,
@@ -219,9 +232,11 @@ class WebApi:
             validate_args("webhook", payload, self.settings)
         except PayloadError as exc:
             self.metrics.requests.labels("webhook", "invalid").inc()
-            return web.Response(status=ERROR_STATUS.get(exc.code, 400), text=hook_error_text(exc))
+            return closing_if_unread(request, web.Response(status=ERROR_STATUS.get(exc.code, 400),
+                                                           text=hook_error_text(exc)))
         services = request.app[SERVICES]
-        channel = payload.get("channel") if isinstance(payload.get("channel"), str) else None
+        channel = channel_label(payload.get("channel") if isinstance(payload.get("channel"), str) else None,
+                                services.keys.fingerprints)
         audit = dict(source="webhook", method="webhook", channel=channel,
                      caller=fingerprint(path, services.keys.fingerprints))
         outcome, failure = await self._scan(services, payload, channel)
@@ -249,8 +264,8 @@ class WebApi:
         else:
             body = raw
             if verdict == "redact" and outcome.redacted != payload:
-                text = json.dumps(outcome.redacted, ensure_ascii=False)
-                body = urlencode({"payload": text}).encode() if form_encoded else _utf8(text, outcome.redacted)
+                text = json_text(outcome.redacted)
+                body = urlencode({"payload": text}).encode() if form_encoded else text.encode("utf-8")
             response = await self._forward_hook(request, body)
         summary = outcome.summary()
         await self.record(services, MessageScanned(**audit, action=verdict, entities=summary["entities"],
@@ -310,12 +325,19 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body, refusing (413) as soon as it is known to exceed `limit`."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadError("request_too_large", messages.body_too_large(limit))
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in DECODED_ENCODINGS:
+        raise PayloadError("unsupported_encoding", messages.unsupported_encoding())
     chunks, total = [], 0
-    async for chunk in request.content.iter_chunked(CHUNK):
-        total += len(chunk)
-        if total > limit:
-            raise PayloadError("request_too_large", messages.body_too_large(limit))
-        chunks.append(chunk)
+    try:
+        # NOTE: aiohttp has already undone gzip/deflate here, so `limit` bounds the decoded size (no zip bomb).
+        async for chunk in request.content.iter_chunked(CHUNK):
+            total += len(chunk)
+            if total > limit:
+                raise PayloadError("request_too_large", messages.body_too_large(limit))
+            chunks.append(chunk)
+    except (RequestPayloadError, HttpProcessingError):
+        raise PayloadError("invalid_encoding", messages.invalid_encoding()) from None
     return b"".join(chunks)
 
 
@@ -327,14 +349,38 @@ def _decode(raw: bytes, where: str) -> str:
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object as Slack would read it, refused when a reader could read it another way (duplicated keys)
+    or when it is nested deeper than MAX_JSON_DEPTH."""
     text = _decode(raw, "JSON body")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PayloadError("invalid_json", messages.invalid_json(exc.lineno, exc.colno)) from None
+    value = _loads(text, "")
     if not isinstance(value, dict):
         raise PayloadError("json_not_object", messages.json_not_object())
     return value
+
+
+def _loads(text: str, where: str) -> Any:
+    try:
+        value = loads_strict(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError("invalid_json", messages.invalid_json(exc.lineno, exc.colno)) from None
+    except DuplicateKey as exc:
+        path = where + _path_of(exc.path)
+        raise PayloadError("invalid_arguments", messages.duplicate_field(path), path) from None
+    except RecursionError:
+        raise PayloadError("invalid_json", messages.json_too_deep(where or "/", MAX_JSON_DEPTH), where) from None
+    if nesting_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise PayloadError("invalid_json", messages.json_too_deep(where or "/", MAX_JSON_DEPTH), where)
+    return value
+
+
+def _path_of(steps) -> str:
+    """A JSON path for an error: field names as they are, anything else (a key that may be content) as `*`."""
+    return "".join(f"/{step}" if isinstance(step, int) or is_field_name(step) else "/*" for step in steps)
+
+
+def field_label(name: str) -> str:
+    """A form field's name as an error may show it: only when it looks like a field name."""
+    return name if is_field_name(name) else "*"
 
 
 def parse_form_pairs(raw: bytes) -> list[tuple[str, str]]:
@@ -350,22 +396,27 @@ def parse_form_pairs(raw: bytes) -> list[tuple[str, str]]:
 async def parse_multipart(raw: bytes, content_type: str) -> tuple[list[tuple[str, str]], list[FilePart], list[str]]:
     """Fields, file parts (bytes untouched) and the order of both, from a complete multipart body."""
     loop = asyncio.get_running_loop()
-    stream = StreamReader(BaseProtocol(loop), 2 ** 16, loop=loop)
+    # NOTE: the limit is the whole body: the stream is fed at once and must never ask the (absent) transport to
+    # pause; a 64 KiB limit made every body over 128 KiB fail.
+    stream = StreamReader(BaseProtocol(loop), max(2 ** 16, len(raw) + 1), loop=loop)
     stream.feed_data(raw)
     stream.feed_eof()
-    reader = aiohttp.MultipartReader({"Content-Type": content_type}, stream)
     fields, files, order = [], [], []
     try:
+        reader = aiohttp.MultipartReader({"Content-Type": content_type}, stream)
         while (part := await reader.next()) is not None:
             if not isinstance(part, aiohttp.BodyPartReader) or not part.name:
                 raise PayloadError("invalid_form_data", messages.invalid_form("multipart"))
             data = bytes(await part.read(decode=True))
             if part.filename is not None:
+                if part.name != "file":  # Slack could read `text` sent as a file part as the argument
+                    label = field_label(part.name)
+                    raise PayloadError("invalid_arguments", messages.file_part_not_file(f"/{label}"), f"/{label}")
                 files.append(FilePart(part.name, part.filename,
                                       part.headers.get("Content-Type", "application/octet-stream"), data))
                 order.append(f"\0file{len(files) - 1}")
             else:
-                fields.append((part.name, _decode(data, f"field `{part.name[:40]}`")))
+                fields.append((part.name, _decode(data, f"field `{field_label(part.name)}`")))
                 order.append(part.name)
     except (ValueError, AssertionError, RuntimeError, HttpProcessingError):
         raise PayloadError("invalid_form_data", messages.invalid_form("multipart")) from None
@@ -376,18 +427,25 @@ def _single(pairs: list[tuple[str, str]], where: str) -> dict[str, str]:
     values: dict[str, str] = {}
     for name, value in pairs:
         if name in values:
-            raise PayloadError("invalid_arguments", messages.duplicate_field(f"{where}{name[:40]}"), f"/{name[:40]}")
+            label = field_label(name)
+            raise PayloadError("invalid_arguments", messages.duplicate_field(f"{where}/{label}"), f"/{label}")
         values[name] = value
     return values
 
 
 def _decode_json_strings(args: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Decode form-style JSON-string fields (blocks, attachments …) with the same strictness as a JSON body."""
     try:
-        return decode_json_fields(args)
-    except ValueError as exc:
-        name = str(exc).split(" ", 1)[0]
-        name = name if name in JSON_STRING_FIELDS else "body"
-        raise PayloadError("invalid_arguments", messages.field_not_json(f"/{name}"), f"/{name}") from None
+        decoded, names = decode_json_fields(args)
+    except FieldNotJson as exc:
+        raise PayloadError("invalid_arguments", messages.field_not_json(f"/{exc.field}"), f"/{exc.field}") from None
+    except DuplicateKey as exc:
+        path = _path_of(exc.path)
+        raise PayloadError("invalid_arguments", messages.duplicate_field(path), path) from None
+    for name in names:
+        if nesting_depth(decoded[name], MAX_JSON_DEPTH - 1) > MAX_JSON_DEPTH - 1:
+            raise PayloadError("invalid_json", messages.json_too_deep(f"/{name}", MAX_JSON_DEPTH), f"/{name}")
+    return decoded, names
 
 
 async def parse_call(request: web.Request, settings) -> ParsedCall:
@@ -399,7 +457,9 @@ async def parse_call(request: web.Request, settings) -> ParsedCall:
     query_pairs = list(request.query.items())
     query = _single(query_pairs, "query ")
     files: list[FilePart] = []
-    if request.method == "GET" or not raw:
+    if request.method == "GET" and raw:
+        raise PayloadError("invalid_arguments", messages.get_with_body())
+    if not raw:
         kind, body, order = "query", {}, []
     elif content_type == "application/json":
         kind, body = "json", parse_json_object(raw)
@@ -417,6 +477,10 @@ async def parse_call(request: web.Request, settings) -> ParsedCall:
     auth = request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer " and auth[7:].strip():
         token = auth[7:].strip()
+    both = [name for name in body if name in query]
+    if both:
+        label = field_label(both[0])
+        raise PayloadError("invalid_arguments", messages.query_and_body(f"/{label}"), f"/{label}")
     args, json_fields = _decode_json_strings({**query, **body})
     return ParsedCall(kind, args, raw, token, query_pairs, order, json_fields, files)
 
@@ -470,11 +534,12 @@ def _channel_of(args: dict[str, Any]) -> str | None:
 # --- encoding and relaying ----------------------------------------------------------------------------------
 
 
-def _utf8(text: str, value: Any) -> bytes:
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates from \ud800 escapes: keep them escaped, as they came
-        return json.dumps(value, ensure_ascii=True).encode("ascii")
+def channel_label(channel: str | None, key: bytes) -> str | None:
+    """The channel as logs, metrics and audit rows may hold it: an id or `#name`, else a keyed fingerprint (a card
+    number typed into `channel` must not be stored or logged verbatim)."""
+    if channel is None or CHANNEL_SHAPE.fullmatch(channel) and sum(c.isdigit() for c in channel) <= 12:
+        return channel
+    return "fp:" + fingerprint(channel, key)[:16]
 
 
 async def encode_call(call: ParsedCall, redacted: dict[str, Any]) -> tuple[bytes, str, str]:
@@ -490,7 +555,7 @@ async def encode_call(call: ParsedCall, redacted: dict[str, Any]) -> tuple[bytes
         return b"", query, ""
     if call.kind == "json":
         body_args = {name: args[name] for name in call.body_order if name in args}
-        return _utf8(json.dumps(body_args, ensure_ascii=False), body_args), query, "application/json; charset=utf-8"
+        return json_text(body_args).encode("utf-8"), query, "application/json; charset=utf-8"
     if call.kind == "form":
         pairs = [(name, args[name]) for name in call.body_order if name in args]
         return urlencode(pairs).encode("ascii"), query, "application/x-www-form-urlencoded"
@@ -535,6 +600,14 @@ async def relay(request: web.Request, upstream_response: aiohttp.ClientResponse,
     return response
 
 
+def closing_if_unread(request: web.Request, response: web.Response) -> web.Response:
+    """A refusal sent before the body was read ends the connection (Connection: close): the unread rest of the
+    body must not be taken for the next request, and the client must not reuse a connection we drop."""
+    if request.body_exists and not request.content.at_eof():
+        response.force_close()
+    return response
+
+
 def api_error(status: int, code: str, detail: str, path: str = "", headers: dict[str, str] | None = None) -> web.Response:
     body = {"ok": False, "error": code, "detail": detail}
     if path:
@@ -545,6 +618,48 @@ def api_error(status: int, code: str, detail: str, path: str = "", headers: dict
 def api_refusal(code: str, detail: str, **extra: Any) -> web.Response:
     """Slack's own refusal shape (HTTP 200, ok false), so slack_sdk raises SlackApiError with `code`."""
     return web.json_response({"ok": False, "error": code, **extra, "detail": detail})
+
+
+class SlackShapedRequestHandler(RequestHandler):
+    """aiohttp's connection handler, with its own error pages (malformed requests, unhandled errors) answered in
+    Slack's shape, echoing nothing: aiohttp's default page quotes the offending request line or header."""
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        # NOTE: the type only: exception text (a parser error, a decode error) quotes the input.
+        log.warning(messages.http_error_log(status, type(exc).__name__ if exc else "none"))
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started")  # as aiohttp does: the connection is cut
+        if status >= 500:
+            code, detail = ("internal_error", messages.internal_error()) if status != 504 else \
+                ("request_timeout", messages.internal_error())
+        else:
+            code, detail = "invalid_request", messages.malformed_request()
+        response = web.Response(status=status, content_type="application/json",
+                                text=json.dumps({"ok": False, "error": code, "detail": detail}))
+        response.force_close()
+        return response
+
+
+class SlackShapedServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return SlackShapedRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+def serve_slack_shaped_errors(app: web.Application) -> None:
+    """Make the server that runs `app` use SlackShapedRequestHandler.
+
+    NOTE: aiohttp has no public hook for these pages (aio-libs/aiohttp#3287, #9882: middlewares never see a request
+    the parser refused), so the app's server factory is wrapped; the server it builds is aiohttp's own, re-classed.
+    """
+    make_handler = app._make_handler
+
+    def _make_handler(**kwargs: Any) -> web.Server:
+        server = make_handler(**kwargs)
+        server.__class__ = SlackShapedServer
+        return server
+
+    app._make_handler = _make_handler  # type: ignore[method-assign]
 
 
 def hook_error_text(exc: PayloadError) -> str:

@@ -4,7 +4,7 @@ URLs are built from the configured bases and a validated method name or webhook 
 followed, and the request's Host header is never forwarded, so no request can steer the proxy elsewhere.
 
 Retries only where a retry cannot post twice: a connection that was refused (the request never left) is retried
-for any method; a 429 is retried only for read methods, and only when Retry-After is short. Everything else
+for any method (aiohttp's own resend of "idempotent" methods on a reset connection is switched off); a 429 is retried only for read methods, and only when Retry-After is short. Everything else
 (timeouts, broken connections, 5xx, 429 on writes) goes back to the caller as it happened.
 """
 
@@ -68,6 +68,10 @@ class Upstream:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout_seconds), auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"))
+        # NOTE: aiohttp silently resends GET/PUT/DELETE once when a pooled connection is reset or closed; a Slack
+        # post sent as GET (arguments in the query string) would be delivered twice. The only switch is private;
+        # our own retry policy above is the only one in force.
+        self._session._retry_connection = False
 
     async def close(self) -> None:
         if self._session is not None:
