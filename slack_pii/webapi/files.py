@@ -36,6 +36,7 @@ from slack_pii.keys import fingerprint
 from slack_pii.services import SERVICES, Services
 from slack_pii.errors import PayloadError
 from slack_pii.store.audit import FileScanned
+from slack_pii.webapi.codec import UPSTREAM_STATUS, api_error, api_refusal, forward_headers, parse_call, parse_multipart, read_body, relay
 from slack_pii.webapi.upstream import UpstreamFailure
 
 log = logging.getLogger("slack_pii.webapi.files")
@@ -88,8 +89,6 @@ class FileUploads:
 
     async def get_upload_url(self, request: web.Request, method: str) -> web.StreamResponse:
         """Forward, then give the caller an upload URL on the proxy instead of Slack's."""
-        from slack_pii.webapi.routes import UPSTREAM_STATUS, api_error, forward_headers, parse_call
-
         try:
             call = await parse_call(request, self.settings)
         except PayloadError as exc:
@@ -160,8 +159,6 @@ class FileUploads:
 
     async def handle_upload(self, request: web.Request) -> web.StreamResponse:
         """POST of the file to the proxy's upload URL: scan, then forward to Slack's URL or refuse."""
-        from slack_pii.webapi.routes import UPSTREAM_STATUS, parse_multipart, read_body, relay
-
         started = time.perf_counter()
         file_id = request.match_info["file_id"]
         services = request.app[SERVICES]
@@ -255,8 +252,6 @@ class FileUploads:
     async def screen(self, services: Services, method: str, call, audit: dict[str, Any]) -> web.Response | None:
         """Before a text-bearing files.* call is scanned: a refusal to answer, or None to go on (the call may
         have been rewritten: redacted file bytes or content, or a renamed file id; `call.rewritten` says so)."""
-        from slack_pii.webapi.routes import api_refusal
-
         if method == "files.completeUploadExternal":
             return self._screen_complete(call)
         if method != "files.upload":
@@ -281,8 +276,6 @@ class FileUploads:
         return None
 
     def _screen_complete(self, call) -> web.Response | None:
-        from slack_pii.webapi.routes import api_refusal
-
         files = call.args.get("files")
         if not isinstance(files, list):
             return None
