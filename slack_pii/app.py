@@ -30,6 +30,7 @@ WEBAPI = web.AppKey("webapi", WebApi)
 STORE = web.AppKey("store", Store)
 UPSTREAM = web.AppKey("upstream", Upstream)
 SINK = web.AppKey("sink", object)
+UPSTREAM_PROBE = web.AppKey("upstream_probe", dict)
 
 
 def build_app(settings: Settings, *, scanner=None, clock: Callable[[], float] = time.time) -> web.Application:
@@ -38,6 +39,7 @@ def build_app(settings: Settings, *, scanner=None, clock: Callable[[], float] = 
     webapi = WebApi(settings, metrics)
     app = web.Application(client_max_size=max(settings.max_body_bytes, settings.max_upload_bytes))
     app[SETTINGS], app[METRICS], app[WEBAPI] = settings, metrics, webapi
+    app[UPSTREAM_PROBE] = {}  # /readyz caches its upstream check here
     webapi.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -106,22 +108,52 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "status": "up"})
 
 
+UPSTREAM_PROBE_TIMEOUT_SECONDS = 2.0  # a probe slower than this says "not reachable" (readiness probes time out too)
+UPSTREAM_PROBE_CACHE_SECONDS = 5.0  # at most one api.test per this many seconds, however often /readyz is polled
+
+
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the engine is loaded, the store open and an upstream configured; says which upstream."""
+    """Ready when the engine is loaded, the store open and the upstream answers (a real `api.test`, cached; against
+    the local sink, the sink itself); says which upstream and why not."""
     app = request.app
     settings, webapi = app[SETTINGS], app[WEBAPI]
     store = app.get(STORE)
+    upstream = await _upstream_reachable(app, webapi.upstream)
     checks = {"engine": webapi.scanner is not None, "store": bool(store and store.is_open),
-              "upstream": webapi.upstream is not None}
+              "upstream": upstream["ok"]}
     ready = all(checks.values())
     body = {"ok": ready, "checks": checks, "upstream": upstream_label(settings),
             "webhook_upstream": webhook_upstream_label(settings),
             "config_version": getattr(webapi.scanner, "config_version", None)}
+    if not upstream["ok"]:
+        body["upstream_problem"] = upstream["problem"]
     if SCANNER_SLOT in app:
         body["config"] = app[SCANNER_SLOT].status()
     if settings.uses_local_sink:
         body["warning"] = messages.LOCAL_SINK_WARNING
     return web.json_response(body, status=200 if ready else 503)
+
+
+async def _upstream_reachable(app: web.Application, upstream: Upstream | None) -> dict:
+    """POST api.test on the Web API upstream: any HTTP answer below 500 means it is there. Cached a few seconds."""
+    if upstream is None:
+        return {"ok": False, "problem": "not started"}
+    cached = app[UPSTREAM_PROBE]
+    now = time.monotonic()
+    if cached and cached["url"] == upstream.api_base and now - cached["at"] < UPSTREAM_PROBE_CACHE_SECONDS:
+        return cached
+    import aiohttp
+
+    try:
+        timeout = aiohttp.ClientTimeout(total=UPSTREAM_PROBE_TIMEOUT_SECONDS)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.post(upstream.api_url("api.test")) as response:
+                result = {"ok": response.status < 500, "problem": f"api.test answered HTTP {response.status}"}
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        result = {"ok": False, "problem": f"api.test failed: {type(exc).__name__}"}
+    cached.clear()
+    cached.update(result, url=upstream.api_base, at=now)
+    return cached
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

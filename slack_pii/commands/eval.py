@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_USAGE = 0, 64
+from slack_pii.cli import EXIT_ERROR as EXIT_USAGE, EXIT_OK
 
 
 def register(subparsers) -> None:
