@@ -30,6 +30,7 @@ from slack_pii.webapi.upstream import Upstream
 
 log = logging.getLogger("slack_pii.app")
 
+UPSTREAM_PROBE = web.AppKey("upstream_probe", dict)  # /readyz caches its upstream check here
 
 def build_app(settings: Settings, *, scanner: Scanner | None = None,
               clock: Callable[[], float] = time.time) -> web.Application:
@@ -40,6 +41,7 @@ def build_app(settings: Settings, *, scanner: Scanner | None = None,
     metrics = Metrics()
     app = web.Application(client_max_size=max(settings.max_body_bytes, settings.max_upload_bytes),
                           middlewares=[store_unavailable])
+    app[UPSTREAM_PROBE] = {}
     WebApi(settings, metrics).add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -112,19 +114,28 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "status": "up"})
 
 
+UPSTREAM_PROBE_TIMEOUT_SECONDS = 2.0  # a probe slower than this says "not reachable" (readiness probes time out too)
+UPSTREAM_PROBE_CACHE_SECONDS = 5.0  # at most one api.test per this many seconds, however often /readyz is polled
+
+
 async def readyz(request: web.Request) -> web.Response:
-    """Ready once start-up has finished (engine loaded, store answering, upstream configured); says which upstream."""
+    """Ready when start-up has finished (engine loaded), the store answers and the upstream answers (a real
+    `api.test`, cached; against the local sink, the sink itself); says which upstream and why not."""
     services = request.app.get(SERVICES)
     if services is None:
         return web.json_response({"ok": False, "checks": {"engine": False, "store": False, "upstream": False}},
                                  status=503)
     settings = services.settings
-    checks = {"engine": True, "store": bool(services.store.is_open and await services.store.ping()), "upstream": True}
+    upstream = await _upstream_reachable(request.app, services.upstream)
+    checks = {"engine": True, "store": bool(services.store.is_open and await services.store.ping()),
+              "upstream": upstream["ok"]}
     ready = all(checks.values())
     body = {"ok": ready, "checks": checks, "upstream": upstream_label(settings),
             "webhook_upstream": webhook_upstream_label(settings),
             "config_version": services.scanner_slot.config_version, "config": services.scanner_slot.status(),
             "files": {"ocr": services.file_limits.ocr, "max_bytes": services.file_limits.max_bytes}}
+    if not upstream["ok"]:
+        body["upstream_problem"] = upstream["problem"]
     if settings.uses_local_sink:
         body["warning"] = messages.LOCAL_SINK_WARNING
     return web.json_response(body, status=200 if ready else 503)
@@ -139,6 +150,28 @@ async def store_unavailable(request: web.Request, handler) -> web.StreamResponse
     except StoreUnavailable as exc:
         return web.json_response({"ok": False, "error": messages.STORE_UNAVAILABLE_CODE, "detail": str(exc)},
                                  status=503)
+
+
+async def _upstream_reachable(app: web.Application, upstream: Upstream | None) -> dict:
+    """POST api.test on the Web API upstream: any HTTP answer below 500 means it is there. Cached a few seconds."""
+    if upstream is None:
+        return {"ok": False, "problem": "not started"}
+    cached = app[UPSTREAM_PROBE]
+    now = time.monotonic()
+    if cached and cached["url"] == upstream.api_base and now - cached["at"] < UPSTREAM_PROBE_CACHE_SECONDS:
+        return cached
+    import aiohttp
+
+    try:
+        timeout = aiohttp.ClientTimeout(total=UPSTREAM_PROBE_TIMEOUT_SECONDS)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.post(upstream.api_url("api.test")) as response:
+                result = {"ok": response.status < 500, "problem": f"api.test answered HTTP {response.status}"}
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        result = {"ok": False, "problem": f"api.test failed: {type(exc).__name__}"}
+    cached.clear()
+    cached.update(result, url=upstream.api_base, at=now)
+    return cached
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

@@ -14,7 +14,17 @@ from typing import Any
 
 from slack_pii.config import settings_help
 
-EXIT_OK, EXIT_CONFIG, EXIT_USAGE = 0, 2, 64
+# Exit codes (README "Exit codes"): 2 is every expected failure (bad setting, file, option or config), said in one
+# line on stderr; `scan` adds its verdict so pre-commit hooks and CI can act on it.
+EXIT_OK, EXIT_ERROR, EXIT_REDACT, EXIT_BLOCK = 0, 2, 3, 4
+SCAN_EXIT = {"allow": EXIT_OK, "warn": EXIT_OK, "redact": EXIT_REDACT, "block": EXIT_BLOCK}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line with the fix and exit 2 (the usage block stays in --help)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (fix: see `{self.prog} --help`)\n")
 
 
 def _settings_epilog() -> str:
@@ -26,19 +36,21 @@ def _settings_epilog() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="slack-pii",
         description="Local PII and secret redaction for Slack: scan, redact or block before Slack stores anything.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_settings_epilog(),
     )
     parser.add_argument("--config", type=Path, help="YAML settings file (see settings below)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback behind an error message")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     scan = sub.add_parser(
         "scan", help="scan text or a Web API payload and show findings, decision and redacted text",
         description="Scan a message. Text comes from the argument or stdin; stdin that parses as a JSON object is "
-        "treated as a Web API payload (text, blocks, attachments ...).",
+        "treated as a Web API payload (text, blocks, attachments ...). Exit code: 0 allow or warn, 3 redact, "
+        "4 block, 2 error (for pre-commit hooks and CI); --jsonl exits 0 unless it fails as a whole.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="batch contract (--jsonl): each input line is {\"id\": ..., \"text\": \"...\"} or {\"id\": ..., "
         "\"payload\": {...}};\neach output line is {\"id\", \"findings\": [{\"entity_type\", \"start\", \"end\", "
@@ -89,26 +101,62 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return EXIT_USAGE
-    from slack_pii.errors import ConfigError
-
-    from slack_pii.detect.nlp import ModelNotInstalled
-    from slack_pii.store.base import StoreUnavailable
-
+        return EXIT_ERROR
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"config error: {problem}", file=sys.stderr)
-        return EXIT_CONFIG
-    except ModelNotInstalled as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except StoreUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `slack-pii ... | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:
+        lines = explain(exc)
+        if lines is None:
+            raise
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        for line in lines:
+            print(line, file=sys.stderr)
+        return EXIT_ERROR
+
+
+def explain(exc: BaseException) -> list[str] | None:
+    """An expected failure as lines that name the setting or file and the fix; None for a bug (traceback)."""
+    from pydantic import ValidationError
+
+    from slack_pii.detect.nlp import ModelNotInstalled
+    from slack_pii.errors import ConfigError
+    from slack_pii.store.base import StoreUnavailable
+
+    if isinstance(exc, ConfigError):
+        return [f"config error: {problem}" for problem in exc.problems]
+    if isinstance(exc, (ModelNotInstalled, StoreUnavailable)):
+        return [f"error: {exc}"]
+    if isinstance(exc, ValidationError) and exc.title == "Settings":
+        return [_setting_error(error) for error in exc.errors(include_url=False, include_input=False)]
+    if isinstance(exc, OSError) and exc.filename:
+        return [f"error: {exc.filename}: {exc.strerror or type(exc).__name__} (fix: check the path and its permissions)"]
+    return None
+
+
+_SETTING_FIX = {"int_parsing": "a whole number", "float_parsing": "a number", "bool_parsing": "true or false",
+                "literal_error": "one of the values listed"}
+
+
+def _setting_error(error: dict) -> str:
+    """One bad setting: its environment name (and --config key), what is wrong, never its value."""
+    from slack_pii.config import settings_help
+
+    name = str(error["loc"][0]) if error["loc"] else ""
+    env = next((env for env, _, _ in settings_help() if env.lower() in (f"slack_pii_{name}", name)), name)
+    message = error["msg"].removeprefix("Value error, ")
+    want = _SETTING_FIX.get(error["type"])
+    fix = f"set {env} to {want}, or unset it for the default" if want else f"see {env} in `slack-pii --help`"
+    if name == "secret_key":
+        fix = f"set {env} to `openssl rand -hex 32`, or unset it to have one generated in the data directory"
+    return f"config error: {env} (or `{name}` in the --config file): {message} (fix: {fix})"
 
 
 # --- scan ---------------------------------------------------------------------------------------------------
@@ -154,9 +202,9 @@ def cmd_scan(args) -> int:
         try:
             payload = json.loads(raw)
         except json.JSONDecodeError as exc:
-            print(f"error: stdin looks like JSON but does not parse (line {exc.lineno}, column {exc.colno})",
-                  file=sys.stderr)
-            return EXIT_USAGE
+            print(f"error: stdin looks like JSON but does not parse (line {exc.lineno}, column {exc.colno}) "
+                  "(fix: send a Web API payload object, or pass plain text as the argument)", file=sys.stderr)
+            return EXIT_ERROR
     scanner, keys = _scanner(args, **overrides)
     outcome = scanner.scan(payload, **_channel(args))
     if args.json:
@@ -166,7 +214,7 @@ def cmd_scan(args) -> int:
     else:
         _print_human(outcome, args.explain)
     _note_one_off_pseudonyms(keys, scanner, [outcome])
-    return EXIT_OK
+    return SCAN_EXIT[outcome.verdict]
 
 
 def _print_human(outcome, explain: bool) -> None:
@@ -238,7 +286,7 @@ def cmd_check_config(args) -> int:
         print(f"error: {problem}", file=sys.stderr)
     if problems:
         print(f"check-config: {len(problems)} problem(s)", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_ERROR
     print(f"check-config: OK ({len(ruleset.rules)} rules, config version {ruleset.version})")
     return EXIT_OK
 

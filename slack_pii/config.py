@@ -13,12 +13,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from slack_pii.errors import ConfigError, ConfigProblem
 
 LOCAL_UPSTREAM = "local"
 SLACK_API = "https://slack.com/api/"
 SLACK_HOOKS = "https://hooks.slack.com"
+
+
+def _key_from(raw: str) -> bytes:
+    raw = raw.strip()
+    try:
+        key = bytes.fromhex(raw)
+    except ValueError:
+        key = raw.encode()
+    if len(key) < 32:
+        raise ValueError("must be at least 32 bytes (64 hex characters)")
+    return key
 
 
 class Settings(BaseSettings):
@@ -124,6 +137,13 @@ class Settings(BaseSettings):
         5.0, description="PostgreSQL: how long a request waits to connect or for a free pooled connection before "
         "it fails closed with pii_store_unavailable.")
 
+    @field_validator("secret_key")
+    @classmethod
+    def _key_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _key_from(value.get_secret_value())  # a short key stops start-up, not the first request
+        return value
+
     # --- derived -----------------------------------------------------------------------------------------
 
     @property
@@ -158,14 +178,7 @@ class Settings(BaseSettings):
         """The configured secret; else the one generated into data_dir, created (0600) on first use. With
         `create=False` (commands that only read) a missing key file is not created: None."""
         if self.secret_key is not None:
-            raw = self.secret_key.get_secret_value().strip()
-            try:
-                key = bytes.fromhex(raw)
-            except ValueError:
-                key = raw.encode()
-            if len(key) < 32:
-                raise ValueError("SLACK_PII_SECRET_KEY must be at least 32 bytes (64 hex characters)")
-            return key
+            return _key_from(self.secret_key.get_secret_value())
         path = self.data_dir / "secret.key"
         if not path.exists():
             if not create:
@@ -183,15 +196,30 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     path = config_file or env_settings.config_file
     file_values: dict[str, Any] = {}
     if path:
-        file_values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        file_values = _read_config_file(Path(path))
         unknown = set(file_values) - set(Settings.model_fields)
         if unknown:
-            raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
+            raise ConfigError([ConfigProblem(str(path), None, f"unknown settings {', '.join(sorted(unknown))}",
+                                             "use the lower-case names `slack-pii --help` lists (e.g. port, data_dir)")])
     explicit_env = {name for name in Settings.model_fields if name in env_settings.model_fields_set}
     values = {k: v for k, v in file_values.items() if k not in explicit_env}
     values.update({k: getattr(env_settings, k) for k in explicit_env})
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), None, f"cannot read the settings file ({exc.strerror})",
+                                         "fix the --config path (or SLACK_PII_CONFIG_FILE)")]) from None
+    except yaml.YAMLError:
+        raise ConfigError([ConfigProblem(str(path), None, "not valid YAML", "fix the YAML syntax")]) from None
+    if not isinstance(values, dict):
+        raise ConfigError([ConfigProblem(str(path), None, "not a mapping of settings",
+                                         "write one `name: value` line per setting (e.g. `port: 8080`)")])
+    return values
 
 
 def settings_help() -> list[tuple[str, str, str]]:

@@ -24,7 +24,7 @@ def run_cli(*args: str, stdin: str = "", tmp_path=None) -> subprocess.CompletedP
 
 def test_scan_shows_findings_decision_and_redacted_text(tmp_path):
     result = run_cli("scan", f"my card is {CARD}, token {SLACK_BOT}", tmp_path=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 4, result.stderr  # block: see test_cli_errors for every exit code
     out = result.stdout
     assert "CREDIT_CARD" in out and "SLACK_TOKEN" in out and "Decision: block" in out
     assert "my card is •••••••••••••••1111, token [SLACK_TOKEN]" in out

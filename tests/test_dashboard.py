@@ -1,8 +1,8 @@
 """The security dashboard, rendered by a real headless Chromium, and the audit trail behind it.
 
 Chromium is Debian's `chromium` package, driven over the DevTools protocol (slack_pii.commands.dashboard.Chromium).
-On a fresh CI machine the `chromium` fixture installs it with apt-get (CI runs as root); the browser tests skip,
-naming the reason, only when that is impossible.
+Tests never install anything: without a browser the browser tests skip and say why; `.ci/run` installs
+chromium explicitly so that CI runs them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 
 from slack_pii.app import build_app
 from slack_pii.services import SERVICES
-from slack_pii.commands.dashboard import Chromium, ensure_chromium, screenshot, seed
+from slack_pii.commands.dashboard import Chromium, find_chromium, screenshot, seed
 from slack_pii.config import Settings
 from tests.conftest import TEST_KEY
 from tests.factories import CARD, EMAIL
@@ -28,9 +28,10 @@ TITLE = "slack-pii · security dashboard"
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    path, why = ensure_chromium()
+    path = find_chromium()
     if path is None:
-        pytest.skip(f"no headless browser: {why}")
+        pytest.skip("no headless browser: chromium is not installed (`.ci/run` installs it for CI; tests install "
+                    "nothing)")
     return path
 
 
@@ -172,3 +173,15 @@ async def test_screenshot_command_writes_a_png_of_the_rendered_page(tmp_path, sc
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 20_000
     assert result["title"] == TITLE and result["bars"] >= 20 and result["width"] == 1400
     assert result["hosts"] == ["127.0.0.1"]
+
+
+def test_nothing_in_the_product_or_the_tests_installs_packages():
+    """Tests run on people's machines: a command list starting with a package manager, or `-m pip`, is refused."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    installer = re.compile(r"""\[\s*["'](?:apt-get|apt|dnf|yum|apk|playwright)["']|["']-m["'],\s*["']pip["']""")
+    offenders = [str(path.relative_to(root)) for folder in ("slack_pii", "tests") for path in (root / folder).rglob("*.py")
+                 if installer.search(path.read_text(encoding="utf-8"))]
+    assert offenders == []

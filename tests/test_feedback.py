@@ -72,12 +72,12 @@ def test_reports_are_grouped_by_rule_and_never_hold_the_value(cli, tmp_path):
 
 
 def test_bad_input_is_refused_with_the_fix(cli):
-    assert add(cli, EMAIL, rule="no-such-rule")[0] == 64
+    assert add(cli, EMAIL, rule="no-such-rule")[0] == 2
     code, out = add(cli, EMAIL, entity="PHONE_NUMBER")
-    assert code == 64 and "produces EMAIL_ADDRESS" in out
-    assert add(cli, "   ")[0] == 64
+    assert code == 2 and "produces EMAIL_ADDRESS" in out
+    assert add(cli, "   ")[0] == 2
     code, out = cli("feedback", "allow", "not-a-fingerprint")
-    assert code == 64 and "24 hex" in out
+    assert code == 2 and "24 hex" in out
     with pytest.raises(SystemExit):  # the value can never be given on the command line
         cli("feedback", "add", "--rule", "email-address", "--entity", "EMAIL_ADDRESS", EMAIL)
 

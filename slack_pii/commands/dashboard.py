@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -46,7 +45,7 @@ def cmd_screenshot(args) -> int:
 
     browser = find_chromium()
     if browser is None:
-        print("error: no chromium found; install it with `apt-get install -y chromium`", file=sys.stderr)
+        print("error: no chromium found on PATH (fix: install it, e.g. `apt-get install -y chromium`)", file=sys.stderr)
         return 2
     result = asyncio.run(screenshot(args.out, width=args.width, window=args.window, browser=browser,
                                     config=args.config))
@@ -156,29 +155,12 @@ async def seed(settings, scanner, *, now: float | None = None, hours: int = 24) 
 
 
 def find_chromium() -> str | None:
+    """An installed Chromium, or None. NOTE: nothing here installs one; `.ci/run` does that, explicitly, for CI."""
     for name in CHROMIUM_NAMES:
         path = shutil.which(name)
         if path:
             return path
     return None
-
-
-def ensure_chromium() -> tuple[str | None, str]:
-    """(path, "") when a Chromium is available, installing Debian's package as root if needed; else (None, why)."""
-    path = find_chromium()
-    if path:
-        return path, ""
-    if not shutil.which("apt-get"):
-        return None, "chromium is not installed and apt-get is not available to install it"
-    if os.geteuid() != 0:
-        return None, "chromium is not installed and installing it needs root (apt-get install -y chromium)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-        if done.returncode != 0:
-            return None, f"`{' '.join(command)}` failed: {done.stderr.strip()[-300:]}"
-    path = find_chromium()
-    return (path, "") if path else (None, "apt-get installed chromium but no chromium binary is on PATH")
 
 
 class Chromium:

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_USAGE = 0, 64
+from slack_pii.cli import EXIT_ERROR as EXIT_USAGE, EXIT_OK
 
 # (name, path relative to the working directory, in-sample?) — the sets a source checkout ships.
 DEFAULT_SETS = (

@@ -15,6 +15,8 @@ import re
 import sys
 from pathlib import Path
 
+from slack_pii.cli import EXIT_ERROR
+
 FINGERPRINT = re.compile(r"^[0-9a-f]{24}$")
 
 
@@ -88,14 +90,14 @@ def cmd_add(args) -> int:
     known = _known_rules(settings)
     if args.rule not in known:
         print(f"error: unknown rule id {args.rule!r} (see recognizers/rules/*.yaml)", file=sys.stderr)
-        return 64
+        return EXIT_ERROR
     if known[args.rule] != args.entity:
         print(f"error: rule {args.rule!r} produces {known[args.rule]}, not {args.entity}", file=sys.stderr)
-        return 64
+        return EXIT_ERROR
     value = sys.stdin.read().strip()
     if not value:
         print("error: no value on stdin", file=sys.stderr)
-        return 64
+        return EXIT_ERROR
     digest = fingerprint(value, keys_for(settings).fingerprints)
     del value
     asyncio.run(_with_store(settings, lambda store: store.record_feedback(args.rule, args.entity, digest,
@@ -149,7 +151,7 @@ def cmd_allow(args) -> int:
     digest = args.fingerprint.strip().lower()
     if not FINGERPRINT.match(digest):
         print("error: a fingerprint is 24 hex characters, as printed by `feedback list`", file=sys.stderr)
-        return 64
+        return EXIT_ERROR
     settings = _settings(args)
 
     async def allow(store):

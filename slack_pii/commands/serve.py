@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import gc
 import logging
 import signal
+import socket
 import time
 
 STARTED = time.perf_counter()  # imported as the command starts: "ready on … (N s)" counts model loading too
@@ -56,10 +58,37 @@ def bound_allocator() -> None:
     m_mmap_threshold, m_arena_max = -3, -8
     mallopt(m_mmap_threshold, 128 * 1024)
     mallopt(m_arena_max, 2)
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket; a taken port or a bad address is a ConfigError naming the setting and the fix."""
+    from slack_pii.errors import ConfigError, ConfigProblem
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, UnicodeError) as exc:
+        raise ConfigError([ConfigProblem("SLACK_PII_HOST", None, f"cannot listen on {host!r} ({exc})",
+                                         "use an address of this machine, e.g. 127.0.0.1 or 0.0.0.0 (--host)")]) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            problem = ConfigProblem("SLACK_PII_PORT", None, f"{host}:{port} is already in use",
+                                    "stop what listens there, or pick another port (--port, SLACK_PII_PORT; 0 = any free)")
+        else:
+            problem = ConfigProblem("SLACK_PII_HOST", None, f"cannot listen on {host}:{port} ({exc.strerror})",
+                                    "use an address of this machine and a port you may open (--host, --port)")
+        raise ConfigError([problem]) from None
+    sock.setblocking(False)
+    return sock
 
 
 async def serve(settings, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     """Run until `stop` is set (or a signal arrives); print where it listens once it does."""
+    sock = listen(settings.host, settings.port)  # before imports and the model: a taken port is said at once
     from aiohttp import web
 
     from slack_pii import messages
@@ -76,13 +105,17 @@ async def serve(settings, ready: asyncio.Event | None = None, stop: asyncio.Even
     runner = web.AppRunner(build_app(settings), access_log_class=AccessLogger,
                            access_log=logging.getLogger("slack_pii.access"),
                            shutdown_timeout=settings.upstream_timeout_seconds + 5)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except BaseException:
+        sock.close()
+        raise
     # NOTE: everything built at start-up (the engine, spaCy, tldextract's list) lives as long as the process; frozen,
     # it is never walked again, so a full collection during a request costs what the request allocated, not ~0.2 s.
     gc.collect()
     gc.freeze()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.SockSite(runner, sock)
         await site.start()
         host, port = runner.addresses[0][:2]
         url = f"http://{host}:{port}"
