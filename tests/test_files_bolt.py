@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from slack_pii.detect.policy import fingerprint
+from slack_pii.keys import fingerprint
 from slack_pii.slackapp import blocks
 from slack_pii.slackapp.files import DELETE_FILE
 from tests.bolt_support import (BOT_TOKEN, CHANNEL, USER, assert_renders, block_action, buttons, message_event,
                                 start_harness, stop_harness)
-from tests.conftest import TEST_KEY
+from tests.conftest import TEST_KEY, TEST_KEYS
 from tests.factories import SSN
 from tests.file_factories import customers_csv
 
@@ -57,7 +57,7 @@ async def test_not_sensitive_on_a_file_reports_keyed_fingerprints(h):
     await h.interact(block_action(blocks.NOT_SENSITIVE, held, response_url=h.response_url))
     rows = await h.store.feedback()
     ssn_rows = [r for r in rows if r["entity_type"] == "US_SSN"]
-    assert [r["fingerprint"] for r in ssn_rows] == [fingerprint(SSN, bytes.fromhex(TEST_KEY))]
+    assert [r["fingerprint"] for r in ssn_rows] == [fingerprint(SSN, TEST_KEYS.fingerprints)]
     assert SSN not in json.dumps(rows)
 
 

@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from slack_pii.app import STORE, build_app
+from slack_pii.app import build_app
+from slack_pii.services import SERVICES
 from slack_pii.logs import AccessLogger, configure_logging, is_method_name
 from slack_pii.store.audit import MessageScanned
 from slack_pii.store.sqlite import Store
@@ -39,9 +40,9 @@ async def test_a_value_typed_into_channel_reaches_neither_the_store_nor_the_logs
     await post(proxy, "/api/chat.postMessage", json={"channel": channel, "text": "hello"})
     await post(proxy, "/services/T0ABCDEF12/B0ABCDEF34/abcdefghijklmnopqrstuvwx",
                json={"channel": channel, "text": "hello"})
-    rows = await proxy.app[STORE].audit_events()
+    rows = await proxy.app[SERVICES].store.audit_events()
     assert len(rows) == 2 and all(row["channel"].startswith("fp:") for row in rows)
-    await proxy.app[STORE]._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    await proxy.app[SERVICES].store._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
     on_disk = raw_files(proxy_settings.data_dir)
     for value in {channel, COMPACT, AWS_KEY} & {channel, channel.lstrip("#")}:
         assert value.encode() not in on_disk

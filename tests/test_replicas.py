@@ -20,13 +20,13 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
-from slack_pii.detect.policy import fingerprint
+from slack_pii.keys import fingerprint
 from slack_pii.slackapp import blocks
 from slack_pii.slackapp.oauth import STATE_COOKIE
 from slack_pii.store import open_url
 from tests.bolt_support import (BOT_TOKEN, BOT_USER, SECRET, TEAM, USER, block_action, buttons, command_body,
                                 event_body, interactive_body, message_event, signed_headers)
-from tests.conftest import TEST_KEY
+from tests.conftest import TEST_KEY, TEST_KEYS
 from tests.factories import CARD, EMAIL, SSN
 from tests.slack_double import SlackDouble
 
@@ -204,7 +204,7 @@ async def test_allow_list_oauth_and_audit_are_shared_across_replicas(replicas, d
         code, out = await cli(env, "feedback", "add", "--rule", "email-address", "--entity", "EMAIL_ADDRESS",
                               "--value-from-stdin", stdin=EMAIL + "\n")
         assert code == 0, out
-        code, out = await cli(env, "feedback", "allow", fingerprint(EMAIL, bytes.fromhex(TEST_KEY)))
+        code, out = await cli(env, "feedback", "allow", fingerprint(EMAIL, TEST_KEYS.fingerprints))
         assert code == 0 and "allow-listed" in out, out
         await until(lambda: allowed_on(a), ALLOW_DEADLINE, "allow-list in force on replica A")
         await until(lambda: allowed_on(b), ALLOW_DEADLINE, "allow-list in force on replica B")
@@ -230,7 +230,7 @@ async def test_allow_list_oauth_and_audit_are_shared_across_replicas(replicas, d
     scanned = {e["channel"]: e["action"] for e in events if e["method"] == "chat.postMessage"}
     assert scanned == {"C0ONA": "allow", "C0ONB": "allow", "C0REDB": "redact"}  # both replicas' events
     assert any(e["name"] == "user_authorised" for e in events)
-    store = await open_url(pg_url, bytes.fromhex(TEST_KEY))
+    store = await open_url(pg_url, TEST_KEYS.at_rest)
     try:
         assert await store.user_token(USER) == USER_TOKEN
         [row] = await store._rows("SELECT ciphertext FROM user_tokens")

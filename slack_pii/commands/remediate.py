@@ -51,7 +51,8 @@ def _line(outcome) -> None:
 async def _run(settings, args):
     from slack_pii import messages
     from slack_pii.detect.scanner import build_scanner
-    from slack_pii.store.sqlite import Store
+    from slack_pii.keys import keys_for
+    from slack_pii.store import open_store
     from slack_pii.tools.history import HistoryError
     from slack_pii.tools.history_api import Pacer, Reader, web_client
     from slack_pii.tools.history_remediate import WRITE_PER_MINUTE, Tokens, read_plan, remediate
@@ -65,15 +66,15 @@ async def _run(settings, args):
             raise HistoryError(messages.history_no_token())
         per_minute = {**WRITE_PER_MINUTE, "chat.update": args.per_minute, "chat.delete": args.per_minute}
         reader = Reader(web_client(settings, reading), Pacer(per_minute))
-    store, key = None, b""
-    if args.apply or settings.database_path.exists():  # a dry run on a fresh data_dir creates nothing
-        key = settings.key_bytes()
-        store = await Store.open(settings.database_path, key)
+    store, keys = None, None
+    if args.apply or settings.database_url or settings.database_path.exists():  # a fresh dry run creates nothing
+        keys = keys_for(settings)
+        store = await open_store(settings)
     try:
         tokens = Tokens(store.user_token if store else _no_token, admin)
-        scanner = build_scanner(settings) if args.apply else None
+        scanner = build_scanner(settings, keys) if args.apply else None
         return await remediate(scanner, args.plan, reader=reader, tokens=tokens, apply=args.apply, store=store,
-                               key=key, report=_line)
+                               key=keys.fingerprints if keys else b"", report=_line)
     finally:
         if store is not None:
             await store.close()

@@ -22,7 +22,8 @@ from pathlib import PurePosixPath
 
 from slack_pii import messages
 from slack_pii.detect.files_policy import REWRITABLE, FilePolicy
-from slack_pii.detect.policy import SEVERITY, decide, fingerprint
+from slack_pii.detect.policy import SEVERITY, decide
+from slack_pii.keys import fingerprint
 from slack_pii.detect.slack_text import Segment, build_scan_text
 from slack_pii.errors import PayloadError
 

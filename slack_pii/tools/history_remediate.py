@@ -144,7 +144,7 @@ def cannot_reason(item: PlanItem, token: str | None) -> str | None:
 async def remediate(scanner, plan: Path, *, reader: Reader | None, tokens: Tokens, apply: bool, store=None,
                     key: bytes = b"", report: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
     """Work through the plan: dry run says what would happen; apply reads back, recomputes and acts once."""
-    from slack_pii.detect.policy import fingerprint
+    from slack_pii.keys import fingerprint
 
     items = read_plan(plan)
     done = read_done(plan)
