@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from slack_pii.keys import keys_for
 from slack_pii.store.sqlite import Store
 from slack_pii.tools.history_api import Pacer, Reader, run_history_scan, web_client
 from slack_pii.tools.history_remediate import Tokens, done_log_path, remediate
@@ -59,7 +60,7 @@ async def test_remediate_dry_run_then_apply_once_even_when_run_twice(double, sca
                            per_minute=None)
     planned = {json.loads(line)["ts"][7:10]: json.loads(line)["action"] for line in plan.read_text().splitlines()}
     assert planned == {"001": "redact", "003": "redact", "004": "delete", "005": "redact", "008": "redact"}
-    store = await Store.open(settings.database_path, settings.key_bytes())
+    store = await Store.open(settings.database_path, keys_for(settings).at_rest)
     await store.save_user_token("U0AUTHOR1", "xoxp-author1")
     await store.close()
     before = json.dumps(fake.messages)
@@ -89,17 +90,17 @@ async def test_remediate_dry_run_then_apply_once_even_when_run_twice(double, sca
     # run twice: the done-log skips what is finished; only the refused item is tried again
     writes_before = len(writes(double))
     reader = Reader(web_client(settings, "xoxp-admin"), Pacer(None))
-    store = await Store.open(settings.database_path, settings.key_bytes())
+    store = await Store.open(settings.database_path, keys_for(settings).at_rest)
     try:
         outcomes = await remediate(scanner, plan, reader=reader, tokens=Tokens(store.user_token, "xoxp-admin"),
-                                   apply=True, store=store, key=settings.key_bytes())
+                                   apply=True, store=store, key=keys_for(settings).fingerprints)
         assert sorted(o.item.ts[7:10] for o in outcomes) == ["003", "005"]
         assert [r.args()["ts"][7:10] for r in writes(double)[writes_before:]] == ["003"]
         # without the done-log, the messages themselves say they are done: clean or gone, no second edit
         done_log_path(plan).unlink()
         writes_before = len(writes(double))
         outcomes = await remediate(scanner, plan, reader=reader, tokens=Tokens(store.user_token, "xoxp-admin"),
-                                   apply=True, store=store, key=settings.key_bytes())
+                                   apply=True, store=store, key=keys_for(settings).fingerprints)
         results = {o.item.ts[7:10]: o.result for o in outcomes}
         assert results == {"001": "already-clean", "003": "cannot", "004": "already-gone", "005": "cannot",
                            "008": "already-clean"}
