@@ -26,6 +26,7 @@ from slack_pii.errors import DetectionError
 from slack_pii.detect.findings import Finding, ScanResult, Suppressed
 from slack_pii.detect.slack_text import Segment
 from slack_pii.detect.rules import RuleSet, context_score, load_rules
+from slack_pii.detect.structured import FIELD_KINDS, FIELD_SCORE, field_findings
 
 log = logging.getLogger(__name__)
 # NOTE: Presidio logs "Fetching all recognizers..." at INFO on every call, and its decision trace can quote text.
@@ -85,6 +86,29 @@ class RuleSetRecognizer(EntityRecognizer):
             for a in allowed
         ]
         return results
+
+
+class FieldRecognizer(EntityRecognizer):
+    """Values under a key or column header that names them (structured.py): `ssn`, `dob`, `passport_no` ..."""
+
+    def __init__(self, ruleset: RuleSet):
+        self.placeholders = ruleset.placeholders
+        super().__init__(supported_entities=sorted({k.entity for k in FIELD_KINDS}), name="slack-pii-fields",
+                         supported_language=LANGUAGE)
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        return [
+            RecognizerResult(
+                f.entity, f.start, f.end, FIELD_SCORE,
+                analysis_explanation=AnalysisExplanation(self.name, FIELD_SCORE, pattern_name=f"key {f.key}"),
+                recognition_metadata={"rule": f.rule, "category": f.category, "pattern": "value under its key",
+                                      "context_words": (f.key,), RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                      RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id})
+            for f in field_findings(text, self.placeholders.is_placeholder)
+        ]
 
 
 # A phone-number candidate: 7-15 digits with the separators people type, not inside a longer token (ids, paths,
@@ -197,6 +221,7 @@ class Engine:
         nlp_engine = None
         registry = RecognizerRegistry(supported_languages=[LANGUAGE])
         registry.add_recognizer(RuleSetRecognizer(ruleset))
+        registry.add_recognizer(FieldRecognizer(ruleset))
         registry.add_recognizer(GatedPhoneRecognizer(supported_language=LANGUAGE, name="phone-number"))
         if ner:
             nlp = load_pipeline(model_config)
@@ -268,7 +293,7 @@ class Engine:
                                                   segment.path, value))
                 continue
             entity = result.entity_type
-            if entity in NER_ENTITIES and not looks_like_a_name(value):
+            if entity in NER_ENTITIES and "rule" not in meta and not looks_like_a_name(value):
                 continue
             kept.append(Finding(
                 entity_type=entity, start=start, end=end, score=float(result.score),
