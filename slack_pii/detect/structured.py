@@ -253,7 +253,7 @@ file_path secret_name secret_ref ref arn kind mode hash
 
 def secret_key(key: str) -> bool:
     words = key.split("_")
-    if not words or words[-1] in _NOT_SECRET_WORDS or "public" in words:
+    if not words or words[-1] in _NOT_SECRET_WORDS or {"public", "csrf", "xsrf", "publishable"} & set(words):
         return False
     return key in _SECRET_TAILS or any(key.endswith("_" + tail) for tail in _SECRET_TAILS)
 
@@ -286,9 +286,18 @@ def looks_like_person(value: str) -> bool:
     return sum(len(w.strip(".")) > 1 for w in words) >= 2
 
 
-def _secret_value(value: str) -> bool:
-    if len(value) < 4 or len(value) > 4096 or " " in value.strip():
+_PASSWORD_TAILS = ("password", "passwd", "pwd", "pass", "passphrase", "senha", "contraseña", "contrasena", "passwort",
+                   "kennwort", "haslo", "hasło", "wachtwoord", "mot_de_passe", "mat_khau", "mật_khẩu", "sifre", "şifre")
+
+
+def _secret_value(value: str, key: str = "") -> bool:
+    if len(value) < 4 or len(value) > 4096 or " " in value.strip() or not re.search(r"[^\W_]", value):
         return False
+    if value[0] in "{[" and value[-1] in "}]":  # templated or a structure, not a value
+        return False
+    if not key.endswith(_PASSWORD_TAILS) and (len(value) < 12 or not re.search(r"\d", value)
+                                              or not re.search(r"[A-Za-z]", value)):
+        return False  # keys and tokens are long and mixed; a short word under `*_KEY` is a name or a setting
     if re.fullmatch(r"(?i)true|false|null|none|nil|yes|no|\d{1,5}|[a-z]+|[A-Z_]+|https?://\S*", value):
         return False
     if value.startswith(("$", "{{", "${", "<", "%", "os.", "env.", "process.", "secrets.", "vault:", "!", "ENC[")):
@@ -304,11 +313,11 @@ class FieldKind:
     entity: str
     category: str
     keys: Callable[[str], bool]
-    shape: Callable[[str], bool]
+    shape: Callable[[str, str], bool]
 
 
-def _fullmatch(pattern: re.Pattern, check: Callable[[str], bool | None] | None = None) -> Callable[[str], bool]:
-    def shape(value: str) -> bool:
+def _fullmatch(pattern: re.Pattern, check: Callable[[str], bool | None] | None = None) -> Callable[[str, str], bool]:
+    def shape(value: str, key: str = "") -> bool:
         return bool(pattern.fullmatch(value)) and (check is None or check(value) is not False)
     return shape
 
@@ -318,12 +327,12 @@ FIELD_KINDS = (
     FieldKind("field-date-of-birth", "DATE_OF_BIRTH", "personal", DOB_KEYS.__contains__, _fullmatch(_DATE, plausible_date)),
     FieldKind("field-passport", "US_PASSPORT", "government_id", PASSPORT_KEYS.__contains__, _fullmatch(_PASSPORT)),
     FieldKind("field-driver-license", "US_DRIVER_LICENSE", "government_id", LICENSE_KEYS.__contains__,
-              lambda v: len(v) <= 24 and bool(_LICENSE.fullmatch(v)) and not _DATE.fullmatch(v)),
+              lambda v, k: len(v) <= 24 and bool(_LICENSE.fullmatch(v)) and not _DATE.fullmatch(v)),
     FieldKind("field-bank-account", "US_BANK_NUMBER", "financial", ACCOUNT_KEYS.__contains__,
-              lambda v: bool(_ACCOUNT.fullmatch(v.replace("-", "").replace(" ", ""))) and len(set(v)) > 2),
+              lambda v, k: bool(_ACCOUNT.fullmatch(v.replace("-", "").replace(" ", ""))) and len(set(v)) > 2),
     FieldKind("field-routing-number", "ABA_ROUTING_NUMBER", "financial", ROUTING_KEYS.__contains__,
               _fullmatch(_ROUTING, aba_checksum)),
-    FieldKind("field-person", "PERSON", "person", PERSON_KEYS.__contains__, looks_like_person),
+    FieldKind("field-person", "PERSON", "person", PERSON_KEYS.__contains__, lambda v, k: looks_like_person(v)),
     FieldKind("field-secret", "GENERIC_SECRET", "credential", secret_key, _secret_value),
 )
 FIELD_SCORE = 0.85
@@ -337,7 +346,7 @@ def field_findings(text: str, is_placeholder: Callable[[str], str | None] | None
     for kv in keyed_values(text):
         value = text[kv.start:kv.end]
         for kind in FIELD_KINDS:
-            if not kind.keys(kv.key) or not kind.shape(value):
+            if not kind.keys(kv.key) or not kind.shape(value, kv.key):
                 continue
             if kind.entity == "US_BANK_NUMBER" and kv.key == "account":
                 aws = aws if aws is not None else bool(_AWS_CONTEXT.search(text))
