@@ -118,7 +118,7 @@ _PHONE_CANDIDATE = re.compile(r"(?<![\w.\-/:=#])(?:\+|00)?\(?\d[\d \t().\-/]{5,2
 INTERNATIONAL_PHONE_SCORE = 0.6
 _PHONE_CONTEXT = re.compile(r"(?i)\b(phone|tel|telephone|cell|mobile|call|text me|whatsapp|fax|number|reach|contact|dial)")
 # Shapes phonenumbers would reject after real work: dotted quads (IPs, versions) and calendar dates.
-_NOT_A_PHONE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}|\d{1,2}\.\d{1,2}\.\d{4}")
+_NOT_A_PHONE = re.compile(r"1[5-9]\d{8}(?:\d{3})?|\d{1,3}(?:\.\d{1,3}){3}|\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}|\d{1,2}\.\d{1,2}\.\d{4}")
 
 
 class GatedPhoneRecognizer(PhoneRecognizer):

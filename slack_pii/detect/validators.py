@@ -153,11 +153,26 @@ def ip_address(value: str) -> bool | None:
     text = value.strip("[]")
     if text.count(":") == 1:  # IPv4 with a port
         text = text.split(":", 1)[0]
+    if text.startswith("::1:") or text.startswith("::1/"):  # loopback with a port (`::1:5432`) or a prefix
+        return False
     try:
-        address = ipaddress.ip_interface(text).ip
+        interface = ipaddress.ip_interface(text)
     except ValueError:
         return False
-    return None if not address.is_unspecified else False
+    address = interface.ip
+    if address.is_unspecified or address.is_loopback or is_netmask(str(address)):
+        return False
+    return None
+
+
+def is_netmask(value: str) -> bool:
+    """255.255.240.0 (ones then zeros) or a wildcard mask 0.0.0.255 (zeros then ones); not 0.0.0.0."""
+    try:
+        number = int(ipaddress.IPv4Address(value))
+    except ValueError:
+        return False
+    bits = f"{number:032b}"
+    return number not in (0,) and bits.startswith("1") and "01" not in bits or bits.startswith("0") and "10" not in bits and number != 0
 
 
 @validator
