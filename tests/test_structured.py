@@ -59,3 +59,15 @@ def test_quoted_csv_cells_keep_their_commas():
 def test_person_shape():
     assert looks_like_person("Nguyễn Thị Lan") and looks_like_person("o'brien, sean")
     assert not looks_like_person("prod") and not looks_like_person("svc account 2") and not looks_like_person("N/A")
+
+
+@pytest.mark.parametrize("text, value, entity", [
+    ('{"document": {"type": "P", "number": "982966321", "issuing_country": "USA"}}', "982966321", "US_PASSPORT"),
+    ('{\n  "type": "drivers_license",\n  "issuing_state": "WA",\n  "number": "WDL45I1WCRG5"\n}', "WDL45I1WCRG5",
+     "US_DRIVER_LICENSE"),
+    ('env:\n- name: DB_PASSWORD\n  value: "-rqG2aQQa_51S_+b0rpao4HF"', "-rqG2aQQa_51S_+b0rpao4HF", "GENERIC_SECRET"),
+    ('{"key": "apiKey", "value": "965c7532547321a52cd0e6d4f1bd29de", "enabled": true}',
+     "965c7532547321a52cd0e6d4f1bd29de", "GENERIC_SECRET"),
+])
+def test_a_generic_key_takes_its_kind_from_the_record(text, value, entity):
+    assert (value, entity) in found(text)

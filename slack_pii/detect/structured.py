@@ -43,11 +43,15 @@ def normalise_key(key: str) -> str:
 
 # --- finding keyed values -----------------------------------------------------------------------------------
 
-_JSON_PAIR = re.compile(r"""(?P<q>["'])(?P<key>[A-Za-z_][\w .\-]{0,40})(?P=q)\s*:\s*(?:(?P<vq>["'])(?P<value>[^"'\n]{1,200})(?P=vq)|(?P<num>-?\d[\d\-. ]{0,30}\d)(?=\s*[,}\]\n]))""")
+_JSON_PAIR = re.compile(r"""(?P<q>["'])(?P<key>[A-Za-z_][\w .\-]{0,40})(?P=q)\s*:\s*(?:(?P<vq>["'])(?P<value>[^"'\n]{1,4096})(?P=vq)|(?P<num>-?\d[\d\-. ]{0,30}\d)(?=\s*[,}\]\n]))""")
 # `Key: value`, `KEY=value`, `key = value`, YAML `key: value`, `- key: value`, `export KEY=value`, `[15:30] Name:`.
 _LINE_PAIR = re.compile(
     r"(?m)^[ \t]*(?:[-*•>][ \t]+)?(?:export[ \t]+)?(?P<key>[A-Za-z\u00C0-\u024F\u1E00-\u1EFF][\w\u00C0-\u024F\u1E00-\u1EFF .#/'()\-]{0,40}?)"
-    r"[ \t]*(?::=|=|:(?!//))[ \t]*(?P<value>[^\n]{1,200})$")
+    r"[ \t]*(?::=|=|:(?!//))[ \t]*(?P<value>[^\n]{1,4096})$")
+# `- name: DB_PASSWORD` / `value: ...` (Kubernetes env), `{"key": "apiKey", "value": "..."}` (Postman, Helm sets)
+_NAME_VALUE = re.compile(r"""(?P<q>["']?)(?:name|key)(?P=q)[ \t]*:[ \t]*["']?(?P<key>[A-Za-z_][\w.\-]{0,60})["']?[ \t]*(?:,[ \t]*|\n[ \t]*-?[ \t]*)(?P<q2>["']?)value(?P=q2)[ \t]*:[ \t]*(?P<vq>["']?)(?P<value>[^"'\n,}]{1,4096})""")
+# A generic `number`/`id` key takes its kind from the record around it ({"type": "P", "number": ...}).
+_GENERIC_NUMBER_KEYS = frozenset("number document_number doc_number id_number document_no number_value".split())
 _PAIR_IN_LINE = re.compile(r"(?:^|(?<=[,;|]))[ \t]*(?P<key>[A-Za-z][\w .#/\-]{0,30}?)[ \t]*:[ \t]*(?P<value>[^,;|\n]{1,120})")
 _INSERT = re.compile(r"(?is)insert\s+into\s+[\w.`\"\[\]]+\s*\((?P<cols>[^)]{1,1000})\)\s*values\s*(?P<rows>.+?)(?:;|$)")
 _TUPLE = re.compile(r"\((?P<body>(?:'(?:[^']|'')*'|[^()'])*)\)")
@@ -75,9 +79,23 @@ def keyed_values(text: str) -> list[KeyedValue]:
         # a second `Key:` after two spaces on the same line ends this value (`Driver License: X  State: MI`)
         cut = re.search(r"\s{2,}[A-Z][\w ]{1,20}:\s", value)
         found.append(_strip(text, KeyedValue(start, start + (cut.start() if cut else len(value)), normalise_key(key))))
+    for m in _NAME_VALUE.finditer(text):
+        found.append(_strip(text, KeyedValue(m.start("value"), m.end("value"), normalise_key(m.group("key")))))
+    found = [_generic_number_kind(text, v) for v in found]
     found += _table_cells(text)
     found += _insert_values(text)
     return [v for v in found if v.end > v.start and v.key]
+
+
+def _generic_number_kind(text: str, value: KeyedValue) -> KeyedValue:
+    if value.key not in _GENERIC_NUMBER_KEYS:
+        return value
+    before = text[max(0, value.start - 240):value.start].lower()
+    if "passport" in before or re.search(r"""["']type["']\s*:\s*["']p["']""", before):
+        return KeyedValue(value.start, value.end, "passport_number")
+    if "licen" in before or "driver" in before:
+        return KeyedValue(value.start, value.end, "dl_number")
+    return value
 
 
 def _strip(text: str, value: KeyedValue) -> KeyedValue:
@@ -262,7 +280,7 @@ def secret_key(key: str) -> bool:
 
 _SSN = re.compile(r"\d{3}([\- ]?)\d{2}\1\d{4}")
 _PASSPORT = re.compile(r"[A-Z]?\d{8,9}")
-_LICENSE = re.compile(r"(?=(?:[^\d\n]*\d){5})(?:[A-Z]{1,3}[ \-]?)?[A-Z0-9*]{1,14}(?:[ \-][A-Z0-9]{1,6}){0,5}")
+_LICENSE = re.compile(r"WDL[A-Z0-9*]{9}|(?=(?:[^\d\n]*\d){5})(?:[A-Z]{1,3}[ \-]?)?[A-Z0-9*]{1,14}(?:[ \-][A-Z0-9]{1,6}){0,5}")
 _ACCOUNT = re.compile(r"\d{6,17}")
 _ROUTING = re.compile(r"\d{9}")
 _DATE = re.compile(r"(?i)\d{1,4}[/\-. ]\d{1,2}[/\-. ]\d{2,4}|\d{1,2}(?:st|nd|rd|th)?\.?\s+[a-zà-ÿ]{3,10}\.?,?\s+\d{4}|"
@@ -294,6 +312,8 @@ def _secret_value(value: str, key: str = "") -> bool:
     if len(value) < 4 or len(value) > 4096 or " " in value.strip() or not re.search(r"[^\W_]", value):
         return False
     if value[0] in "{[" and value[-1] in "}]":  # templated or a structure, not a value
+        return False
+    if re.match(r"AgB[A-Za-z0-9+/]{60,}", value):  # Bitnami sealed-secret ciphertext: safe to commit by design
         return False
     if not key.endswith(_PASSWORD_TAILS) and (len(value) < 12 or not re.search(r"\d", value)
                                               or not re.search(r"[A-Za-z]", value)):
