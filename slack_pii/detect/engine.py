@@ -114,11 +114,16 @@ class FieldRecognizer(EntityRecognizer):
 # A phone-number candidate: 7-15 digits with the separators people type, not inside a longer token (ids, paths,
 # versions, timestamps glued to letters). phonenumbers then validates each candidate alone, so its cost no longer
 # grows with the length of a pasted log.
-_PHONE_CANDIDATE = re.compile(r"(?<![\w.\-/:=#])(?:\+|00)?\(?\d[\d \t().\-/]{5,22}\d(?![\w.\-/:])")
+_PHONE_CANDIDATE = re.compile(r"(?<![\w.\-/#])(?:\+|00)?\(?\d[\d \t().\-/]{5,22}\d(?![\w.\-/:])")
 INTERNATIONAL_PHONE_SCORE = 0.6
-_PHONE_CONTEXT = re.compile(r"(?i)\b(phone|tel|telephone|cell|mobile|call|text me|whatsapp|fax|number|reach|contact|dial)")
+_PHONE_CONTEXT = re.compile(r"(?i)\b(phone|tel|telephone|cell|mobile|call|text me|whatsapp|fax|number|reach|contact|dial|"
+                            r"ping me|emergency|landlord|téléphone|telefon|telefone|teléfono|telefono|celular|handy|ruf|"
+                            r"sđt|điện thoại|numer|número|numero|numéro|zadzwo|携帯|電話|手机|전화|휴대폰|alt)")
+# Regions tried, in order, for a number written without +CC (the first that validates wins).
+PHONE_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR", "AU", "ES", "IT", "NL", "PL", "NG", "VN", "KR", "JP",
+                 "MX", "TR", "ZA", "KE", "IE", "PT", "SE", "CN", "AE")
 # Shapes phonenumbers would reject after real work: dotted quads (IPs, versions) and calendar dates.
-_NOT_A_PHONE = re.compile(r"1[5-9]\d{8}(?:\d{3})?|\d{1,3}(?:\.\d{1,3}){3}|\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}|\d{1,2}\.\d{1,2}\.\d{4}")
+_NOT_A_PHONE = re.compile(r"1[5-9]\d{8}(?:\d{3})?|\d{3}-\d{2}-\d{4}|\d{1,3}(?:\.\d{1,3}){3}|\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}|\d{1,2}\.\d{1,2}\.\d{4}")
 
 
 class GatedPhoneRecognizer(PhoneRecognizer):
@@ -131,14 +136,20 @@ class GatedPhoneRecognizer(PhoneRecognizer):
             digits = sum(ch.isdigit() for ch in window)
             if not 7 <= digits <= 15 or _NOT_A_PHONE.fullmatch(window.strip("()")):
                 continue
-            for region in ("ZZ",) if window.startswith(("+", "00")) else self.supported_regions:
+            international = window.startswith(("+", "00"))
+            valid = True
+            for region in ("ZZ",) if international else PHONE_REGIONS:
                 found = list(phonenumbers.PhoneNumberMatcher(window, region, leniency=self.leniency))
                 if found:
                     break
+            if not found and international:
+                # NOTE: a +CC number phonenumbers cannot validate (new ranges, typos) is still possible: it needs a
+                # context word to be acted on.
+                found, valid = list(phonenumbers.PhoneNumberMatcher(window, "ZZ", leniency=phonenumbers.Leniency.POSSIBLE)), False
             for match in found:
                 start, end = candidate.start() + match.start, candidate.start() + match.end
                 # NOTE: a "+CC ..." number that phonenumbers validates is written as a phone on purpose.
-                base = INTERNATIONAL_PHONE_SCORE if text[start] == "+" else self.SCORE
+                base = INTERNATIONAL_PHONE_SCORE if text[start] == "+" and valid else self.SCORE
                 score, words = context_score(text, start, end, base, _PHONE_CONTEXT)
                 results.append(RecognizerResult(
                     self.supported_entities[0], start, end, score,

@@ -27,6 +27,7 @@ CATEGORIES = ("credential", "financial", "government_id", "contact", "network", 
 CONTEXT_BOOST = 0.35
 MIN_SCORE_WITH_CONTEXT = 0.4
 CONTEXT_BEFORE, CONTEXT_AFTER = 64, 32
+CONTEXT_NEAR, NEAR_BONUS = 20, 0.1
 # NOTE: rule patterns are compiled with the `regex` module for its per-call timeout (Presidio's default is 60 s; a
 # chat message must never hold a request for long). A timeout raises TimeoutError and the scan fails closed.
 REGEX_TIMEOUT_SECONDS = 0.25
@@ -244,6 +245,10 @@ def context_score(text: str, start: int, end: int, score: float, context: re.Pat
     words = tuple(dict.fromkeys(w.lower() for w in context.findall(window)))
     if words:
         score = min(1.0, max(score + CONTEXT_BOOST, MIN_SCORE_WITH_CONTEXT))
+        # NOTE: a context word right before the value ("passport 1096..., home 2390 Bank St") outranks one
+        # further off, so two weak shapes with different context resolve to the nearer word's entity.
+        if context.search(text, max(0, start - CONTEXT_NEAR), start):
+            score = min(1.0, score + NEAR_BONUS)
     return score, words
 
 

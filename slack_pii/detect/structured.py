@@ -54,7 +54,7 @@ _NAME_VALUE = re.compile(r"""(?P<q>["']?)(?:name|key)(?P=q)[ \t]*:[ \t]*["']?(?P
 _GENERIC_NUMBER_KEYS = frozenset("number document_number doc_number id_number document_no number_value".split())
 _PAIR_IN_LINE = re.compile(r"(?:^|(?<=[,;|]))[ \t]*(?P<key>[A-Za-z][\w .#/\-]{0,30}?)[ \t]*:[ \t]*(?P<value>[^,;|\n]{1,120})")
 _INSERT = re.compile(r"(?is)insert\s+into\s+[\w.`\"\[\]]+\s*\((?P<cols>[^)]{1,1000})\)\s*values\s*(?P<rows>.+?)(?:;|$)")
-_TUPLE = re.compile(r"\((?P<body>(?:'(?:[^']|'')*'|[^()'])*)\)")
+_TUPLE = re.compile(r"\((?P<body>(?:'(?:[^']|'')*'|\([^()']*\)|[^()'])*)\)")
 
 
 def keyed_values(text: str) -> list[KeyedValue]:
@@ -254,6 +254,11 @@ ACCOUNT_KEYS = frozenset("""
 account_number account_no account_num acct acct_no acct_number acct_num bank_account bank_account_number
 checking checking_account savings savings_account deposit_account account iban_or_account
 """.split())
+PHONE_KEYS = frozenset("""
+phone phone_number phone_no mobile mobile_number mobile_phone cell cell_phone cellphone tel telephone contact_number
+contact_phone emergency_phone emergency_contact_phone home_phone work_phone whatsapp fax telefono teléfono telefone
+téléphone telefon handy celular movil móvil sdt sđt
+""".split())
 ROUTING_KEYS = frozenset("routing routing_number routing_no aba aba_number rtn transit_number".split())
 # A setting's last word(s) that say its value is a credential.
 _SECRET_TAILS = ("password", "passwd", "pwd", "pass", "passphrase", "secret", "token", "apikey", "api_key",
@@ -282,6 +287,7 @@ _SSN = re.compile(r"\d{3}([\- ]?)\d{2}\1\d{4}")
 _PASSPORT = re.compile(r"[A-Z]?\d{8,9}")
 _LICENSE = re.compile(r"WDL[A-Z0-9*]{9}|(?=(?:[^\d\n]*\d){5})(?:[A-Z]{1,3}[ \-]?)?[A-Z0-9*]{1,14}(?:[ \-][A-Z0-9]{1,6}){0,5}")
 _ACCOUNT = re.compile(r"\d{6,17}")
+_PHONE = re.compile(r"(?:\+|00)?[\d(][\d ().\-/]{5,22}\d")
 _ROUTING = re.compile(r"\d{9}")
 _DATE = re.compile(r"(?i)\d{1,4}[/\-. ]\d{1,2}[/\-. ]\d{2,4}|\d{1,2}(?:st|nd|rd|th)?\.?\s+[a-zà-ÿ]{3,10}\.?,?\s+\d{4}|"
                    r"[a-z]{3,10}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}|\d{1,2}\s+de\s+[a-zà-ÿ]+\s+de\s+\d{4}")
@@ -352,6 +358,8 @@ FIELD_KINDS = (
               lambda v, k: bool(_ACCOUNT.fullmatch(v.replace("-", "").replace(" ", ""))) and len(set(v)) > 2),
     FieldKind("field-routing-number", "ABA_ROUTING_NUMBER", "financial", ROUTING_KEYS.__contains__,
               _fullmatch(_ROUTING, aba_checksum)),
+    FieldKind("field-phone", "PHONE_NUMBER", "contact", PHONE_KEYS.__contains__,
+              lambda v, k: bool(_PHONE.fullmatch(v)) and 7 <= sum(c.isdigit() for c in v) <= 15),
     FieldKind("field-person", "PERSON", "person", PERSON_KEYS.__contains__, lambda v, k: looks_like_person(v)),
     FieldKind("field-secret", "GENERIC_SECRET", "credential", secret_key, _secret_value),
 )

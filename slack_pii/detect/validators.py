@@ -143,7 +143,7 @@ def jwt_structure(value: str) -> bool:
 @validator
 def email_domain(value: str) -> bool:
     """The domain ends in a real public suffix (bundled snapshot, offline)."""
-    domain = value.rsplit("@", 1)[-1].rstrip(".")
+    domain = value.replace("%40", "@").rsplit("@", 1)[-1].rstrip(".")
     return bool(OFFLINE_TLD(domain).suffix) and "." in domain
 
 
@@ -175,13 +175,24 @@ def is_netmask(value: str) -> bool:
     return number not in (0,) and bits.startswith("1") and "01" not in bits or bits.startswith("0") and "10" not in bits and number != 0
 
 
+# Month names (first three or four letters) in the languages people write dates of birth in here.
+MONTHS = {m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
+                                          "dec"])}
+MONTHS.update({"ene": 1, "gen": 1, "jän": 1, "janv": 1, "fév": 2, "fev": 2, "févr": 2, "mär": 3, "mars": 3, "mrt": 3,
+               "abr": 4, "avr": 4, "apr": 4, "mai": 5, "mag": 5, "mayo": 5, "mei": 5, "juin": 6, "giu": 6, "jun": 6,
+               "juil": 7, "lug": 7, "jul": 7, "ago": 8, "août": 8, "aoû": 8, "set": 9, "sept": 9, "okt": 10,
+               "out": 10, "ott": 10, "dez": 12, "dic": 12, "déc": 12, "dec": 12, "ener": 1, "febr": 2, "marz": 3,
+               "marc": 3, "maggio": 5})
+_MONTH_NAME = re.compile(r"(?i)\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|ene|gen|jän|janv|fév|fev|févr|mär|mars|"
+                         r"mrt|abr|avr|mai|mag|mei|juin|giu|juil|lug|ago|août|aoû|set|okt|out|ott|dez|dic|déc)[^\W\d_]*")
+
+
 @validator
 def plausible_date(value: str) -> bool | None:
     """A calendar date in the past 120 years (dates of birth)."""
     numbers = [int(n) for n in re.findall(r"\d+", value)]
-    months = {m: i + 1 for i, m in enumerate(
-        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
-    month_name = re.search(r"(?i)\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*", value)
+    months = MONTHS
+    month_name = _MONTH_NAME.search(value)
     today = date.today()
     candidates: list[tuple[int, int, int]] = []
     if month_name and len(numbers) == 2:
