@@ -26,6 +26,7 @@ from slack_pii.errors import DetectionError
 from slack_pii.detect.findings import Finding, ScanResult, Suppressed
 from slack_pii.detect.slack_text import Segment
 from slack_pii.detect.rules import RuleSet, context_score, load_rules
+from slack_pii.detect.names import name_spans
 from slack_pii.detect.structured import FIELD_KINDS, FIELD_SCORE, field_findings
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,14 @@ class FieldRecognizer(EntityRecognizer):
                                       "context_words": (f.key,), RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
                                       RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id})
             for f in field_findings(text, self.placeholders.is_placeholder)
+        ] + [
+            RecognizerResult(
+                "PERSON", n.start, n.end, FIELD_SCORE,
+                analysis_explanation=AnalysisExplanation(self.name, FIELD_SCORE, pattern_name=n.rule),
+                recognition_metadata={"rule": n.rule, "category": "person", "pattern": n.rule, "context_words": (),
+                                      RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                      RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id})
+            for n in name_spans(text)
         ]
 
 
@@ -199,6 +208,33 @@ def looks_like_a_name(value: str) -> bool:
     if not words or any(not _NAME_TOKEN.fullmatch(w.strip(",")) for w in words):
         return False
     return any(w[0].isupper() for w in words) and not all(w.isupper() and len(w) > 1 for w in words)
+
+
+_TITLES = frozenset("dr dr. mr mr. mrs mrs. ms ms. prof prof. sig sig. sig.ra herr frau sr sr. sra sra. mme mme. "
+                    "m. pan pani dra dra.".split())
+# Words NER glues to a name: greetings and thanks in several languages, articles, street and form words.
+_NOT_NAME_LEAD = frozenset("""
+thanks thank thx ty hi hey hello dear cc danke dzięki dzieki merci gracias grazie obrigado obrigada bedankt tack
+hallo hola ciao salut bonjour cześć die der das den dem des el la le les los las il lo o a de du da van von
+calle rua via rue ul. avenida viale corso piazza quận phố ngõ müşteri paciente paziente transferencia bonifico
+""".split())
+
+
+def person_span(value: str) -> tuple[int, int] | None:
+    """The part of an NER PERSON span that is a full name per LABELLING.md (given + family name, or title + family
+    name), with greetings and articles NER glued on removed; None for a lone given name or a non-name."""
+    words = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", value)]
+    while words and (words[0][2].lower().strip(",:!") in _NOT_NAME_LEAD or words[0][2][0].islower()):
+        words.pop(0)
+    if words and words[-1][2].endswith(("'s", "’s")):
+        words[-1] = (words[-1][0], words[-1][1] - 2, words[-1][2][:-2])
+    if len(words) < 2 or not all(_NAME_TOKEN.fullmatch(w[2].strip(",")) for w in words):
+        return None
+    if len(words) == 2 and words[0][2].lower() in _TITLES:
+        return words[0][0], words[-1][1]
+    if sum(w[2].lower() not in _TITLES for w in words) < 2:
+        return None
+    return words[0][0], words[-1][1]
 
 
 class Engine:
@@ -304,8 +340,15 @@ class Engine:
                                                   segment.path, value))
                 continue
             entity = result.entity_type
-            if entity in NER_ENTITIES and "rule" not in meta and not looks_like_a_name(value):
-                continue
+            if entity in NER_ENTITIES and "rule" not in meta:
+                if not looks_like_a_name(value) and not (entity == "PERSON" and value.isupper()):
+                    continue
+                if entity == "PERSON":
+                    span = person_span(value)
+                    if span is None:
+                        continue
+                    start, end = start + span[0], start + span[1]
+                    value = segment.text[start:end]
             kept.append(Finding(
                 entity_type=entity, start=start, end=end, score=float(result.score),
                 rule=meta.get("rule") or NER_RULE.get(entity, entity.lower()),
@@ -338,8 +381,9 @@ SENSITIVITY = {"credential": 0, "financial": 1, "government_id": 2, "personal": 
 def resolve_overlaps(findings: list[Finding]) -> list[Finding]:
     """Keep one finding per overlapping cluster: confident before weak guesses (< 0.5), then the most sensitive
     category, then the highest score, then the longest span."""
-    ordered = sorted(findings, key=lambda f: (f.score < 0.5, SENSITIVITY.get(f.category, 8), -f.score,
-                                              -(f.end - f.start), f.start))
+    # NOTE: NER is a guess about any span; a rule or a key that names the value is evidence, so it speaks first.
+    ordered = sorted(findings, key=lambda f: (f.score < 0.5, f.rule in NER_RULE.values(),
+                                              SENSITIVITY.get(f.category, 8), -f.score, -(f.end - f.start), f.start))
     kept: list[Finding] = []
     for finding in ordered:
         if all(finding.end <= other.start or other.end <= finding.start for other in kept):

@@ -171,7 +171,7 @@ def _table_cells(text: str) -> Iterator[KeyedValue]:
         row = index + 1
         while row < len(lines):
             row_start, row_line = lines[row]
-            if delimiter == "|" and re.fullmatch(r"\s*\|?[\s:|\-]+\|?\s*", row_line):  # markdown separator row
+            if delimiter == "|" and re.fullmatch(r"\s*\|?[\s:|+\-]+\|?\s*", row_line):  # markdown/psql separator
                 row += 1
                 continue
             row_body = row_line.strip().strip("|") if delimiter == "|" else row_line
@@ -234,7 +234,11 @@ passenger_name cardholder cardholder_name card_holder name_on_card account_holde
 contact_name candidate candidate_name guest guest_name recipient recipient_name sender_name tenant member
 member_name insured policyholder emergency_contact next_of_kin nombre nombre_completo nom name_surname ad_soyad
 imie_i_nazwisko ho_ten ho_va_ten vorname_nachname first_last requester reporter assignee signed_by signatory
-driver owner parent guardian student student_name manager manager_name
+driver owner parent guardian student student_name manager manager_name caller claimant data_subject subject_name
+display_name displayname fn cn titular cliente client paziente paciente patient_full_name customer lead lead_name
+person person_of_contact point_of_contact poc emergency_contact_name spouse insured_name payee payee_name payer
+payer_name account_holder_name holder_name name_on_account applicant_full_name employee_full_name full_legal_name
+nombre_del_titular nom_complet vollständiger_name name_as_on_passport
 """.split())
 DOB_KEYS = frozenset("""
 dob d_o_b date_of_birth birth_date birthdate birthday born date_born geburtsdatum geb fecha_de_nacimiento

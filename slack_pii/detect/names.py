@@ -1,0 +1,72 @@
+"""Names where the layout says a person is named: `Name <email>`, `From: Name`, chat transcripts `[15:30] Name:`,
+vCard `FN:` and iCalendar `CN=`. NER misses these (code blocks are not run through it, and the small model does
+not know most names of the world); the layout does not care about origin or case.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from slack_pii.detect.structured import looks_like_person
+
+
+@dataclass(frozen=True)
+class NameSpan:
+    start: int
+    end: int
+    rule: str
+
+
+_WORD = r"[^\W\d_](?:[^\W\d_]|['’.\-])*"
+# Up to five words right before `<email>`, `&lt;email&gt;`, `(email)` or `<mailto:`: trimmed to the name below.
+_BEFORE_EMAIL = re.compile(rf"(?P<name>(?:{_WORD}[ \t]+){{1,4}}{_WORD})[ \t]*(?:<|&lt;|\()(?:mailto:)?[\w.+\-%]+@")
+# `[15:30] Name: text`, `15:30 Name: text`, `<Name> text` (IRC-style transcripts).
+_TRANSCRIPT = re.compile(rf"(?m)^[ \t>]*\[?\d{{1,2}}:\d{{2}}(?::\d{{2}})?(?:\s?[AaPp][Mm])?\]?[ \t]+(?P<name>{_WORD}(?:[ \t]+{_WORD}){{1,3}})[ \t]*:")
+# vCard `FN:Name`, iCalendar `CN=Name` / `CN="Name"`, XML `<Nm>Name</Nm>` (ISO 20022 payments).
+_CARD = re.compile(rf"(?m)(?:^FN(?:;[^:\n]*)?:|\bCN=\"?|(?:<|&lt;)Nm(?:>|&gt;))(?P<name>{_WORD}(?:[ \t]+{_WORD}){{1,3}})")
+# Words that lead into a name without being part of it.
+_LEAD_WORDS = frozenset("""
+a an and the to for from in on at by of cc bcc with via loop looped ping ask asked email emailed mail mailed contact
+contacts reach invite invited add added please pls thanks thx hi hey dear hello cc'd reply forward forwarded send sent
+is was are be new old our my your their his her its this that these those me you we they us them also or but
+""".split())
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
+    words = list(re.finditer(r"\S+", text[start:end]))
+    while words and words[0].group().lower().strip(".,:;") in _LEAD_WORDS:
+        words.pop(0)
+    if not 2 <= len(words) <= 4:
+        return None
+    # In prose the name is capitalised, or the whole run is in one case (`paweł kowalski <p@x.com>`).
+    if not (all(w.group()[0].isupper() for w in words) or all(w.group().islower() for w in words)):
+        while words and not words[0].group()[0].isupper():
+            words.pop(0)
+        if len(words) < 2:
+            return None
+    while len(words) > 2 and not looks_like_person(text[start + words[0].start():start + words[-1].end()]):
+        words.pop(0)  # `records for paweł kowalski`: the name is the tail
+    name_start, name_end = start + words[0].start(), start + words[-1].end()
+    return (name_start, name_end) if looks_like_person(text[name_start:name_end]) else None
+
+
+def name_spans(text: str) -> list[NameSpan]:
+    """Person names the layout points at."""
+    spans = []
+    if "@" in text:
+        for m in _BEFORE_EMAIL.finditer(text):
+            trimmed = _trim(text, *m.span("name"))
+            if trimmed:
+                spans.append(NameSpan(*trimmed, "name-before-email"))
+    if ":" in text:
+        for m in _TRANSCRIPT.finditer(text):
+            trimmed = _trim(text, *m.span("name"))
+            if trimmed:
+                spans.append(NameSpan(*trimmed, "transcript-speaker"))
+    if "FN" in text or "CN=" in text or "Nm" in text:
+        for m in _CARD.finditer(text):
+            trimmed = _trim(text, *m.span("name"))
+            if trimmed:
+                spans.append(NameSpan(*trimmed, "card-name"))
+    return spans
