@@ -220,6 +220,9 @@ calle rua via rue ul. avenida viale corso piazza quận phố ngõ müşteri pac
 """.split())
 
 
+_TITLE_BEFORE = re.compile(r"(?i)\b(?:dr|mr|mrs|ms|prof|sig|herr|frau|sr|sra|mme)\.?[ \t]+$")
+
+
 def person_span(value: str) -> tuple[int, int] | None:
     """The part of an NER PERSON span that is a full name per LABELLING.md (given + family name, or title + family
     name), with greetings and articles NER glued on removed; None for a lone given name or a non-name."""
@@ -235,6 +238,13 @@ def person_span(value: str) -> tuple[int, int] | None:
     if sum(w[2].lower() not in _TITLES for w in words) < 2:
         return None
     return words[0][0], words[-1][1]
+
+
+# Words before a city that make it where a specific person lives or moves to (several languages).
+_MOVES_TO = re.compile(r"(?i)(?:mov(?:e|ed|es|ing)|relocat\w*|liv(?:e|es|ed|ing)|lebt|wohnt|zieht|umzug|resid\w*|"
+                       r"mudar|muda|mudou|trasferisce|trasferit\w*|przeprowadza\w*|chuyển|déménag\w*|verhuis\w*|"
+                       r"taşın\w*|se muda|vive|vit|habite|sống|home(?:town)?|address|adresse|ship(?:ping)?|deliver\w*)"
+                       r"\W+(?:\w+\W+){0,4}$")
 
 
 class Engine:
@@ -343,7 +353,12 @@ class Engine:
             if entity in NER_ENTITIES and "rule" not in meta:
                 if not looks_like_a_name(value) and not (entity == "PERSON" and value.isupper()):
                     continue
+                if entity == "LOCATION" and not _MOVES_TO.search(scan.text, max(0, result.start - 48), result.start):
+                    continue  # a place is PII here only as where someone lives or moves (LABELLING.md)
                 if entity == "PERSON":
+                    title = _TITLE_BEFORE.search(segment.text, max(0, start - 8), start)
+                    if title and " " not in value.strip():  # NER often leaves the title out: `Mr. [Mayers]`
+                        start, value = title.start(), segment.text[title.start():end]
                     span = person_span(value)
                     if span is None:
                         continue

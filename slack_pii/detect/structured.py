@@ -50,6 +50,8 @@ _LINE_PAIR = re.compile(
     r"[ \t]*(?::=|=|:(?!//))[ \t]*(?P<value>[^\n]{1,4096})$")
 # `- name: DB_PASSWORD` / `value: ...` (Kubernetes env), `{"key": "apiKey", "value": "..."}` (Postman, Helm sets)
 _NAME_VALUE = re.compile(r"""(?P<q>["']?)(?:name|key)(?P=q)[ \t]*:[ \t]*["']?(?P<key>[A-Za-z_][\w.\-]{0,60})["']?[ \t]*(?:,[ \t]*|\n[ \t]*-?[ \t]*)(?P<q2>["']?)value(?P=q2)[ \t]*:[ \t]*(?P<vq>["']?)(?P<value>[^"'\n,}]{1,4096})""")
+_ADDRESS_BLOCK = re.compile(r"(?im)^[ \t]*(?P<key>[\w ]{0,24}?(?:address|adresse|anschrift|adres|endereço|dirección|indirizzo))[ \t]*:[ \t]*\n"
+                            r"(?P<value>(?:[ \t]*[^\n:]{2,60}(?:\n|$)){1,4}?[ \t]*[^\n:]{2,60})(?=\n[ \t]*\n|\n[^\n:]{0,30}:|\n```|$)")
 # A generic `number`/`id` key takes its kind from the record around it ({"type": "P", "number": ...}).
 _GENERIC_NUMBER_KEYS = frozenset("number document_number doc_number id_number document_no number_value".split())
 _PAIR_IN_LINE = re.compile(r"(?:^|(?<=[,;|]))[ \t]*(?P<key>[A-Za-z][\w .#/\-]{0,30}?)[ \t]*:[ \t]*(?P<value>[^,;|\n]{1,120})")
@@ -79,6 +81,8 @@ def keyed_values(text: str) -> list[KeyedValue]:
         # a second `Key:` after two spaces on the same line ends this value (`Driver License: X  State: MI`)
         cut = re.search(r"\s{2,}[A-Z][\w ]{1,20}:\s", value)
         found.append(_strip(text, KeyedValue(start, start + (cut.start() if cut else len(value)), normalise_key(key))))
+    for m in _ADDRESS_BLOCK.finditer(text):  # `Postal address:` then the address on the next lines
+        found.append(_strip(text, KeyedValue(m.start("value"), m.end("value"), normalise_key(m.group("key")))))
     for m in _NAME_VALUE.finditer(text):
         found.append(_strip(text, KeyedValue(m.start("value"), m.end("value"), normalise_key(m.group("key")))))
     found = [_generic_number_kind(text, v) for v in found]
@@ -258,6 +262,12 @@ ACCOUNT_KEYS = frozenset("""
 account_number account_no account_num acct acct_no acct_number acct_num bank_account bank_account_number
 checking checking_account savings savings_account deposit_account account iban_or_account
 """.split())
+ADDRESS_KEYS = frozenset("""
+address home_address current_address postal_address mailing_address shipping_address billing_address
+beneficiary_address street_address residential_address permanent_address address_line correspondence_address
+adres adresse anschrift endereço endereco domicilio dirección direccion indirizzo địa_chỉ dia_chi residence
+new_address delivery_address
+""".split())
 PHONE_KEYS = frozenset("""
 phone phone_number phone_no mobile mobile_number mobile_phone cell cell_phone cellphone tel telephone contact_number
 contact_phone emergency_phone emergency_contact_phone home_phone work_phone whatsapp fax telefono teléfono telefone
@@ -362,6 +372,9 @@ FIELD_KINDS = (
               lambda v, k: bool(_ACCOUNT.fullmatch(v.replace("-", "").replace(" ", ""))) and len(set(v)) > 2),
     FieldKind("field-routing-number", "ABA_ROUTING_NUMBER", "financial", ROUTING_KEYS.__contains__,
               _fullmatch(_ROUTING, aba_checksum)),
+    FieldKind("field-address", "STREET_ADDRESS", "location", ADDRESS_KEYS.__contains__,
+              lambda v, k: 8 <= len(v) <= 160 and bool(re.search(r"\d", v)) and bool(re.search(r"[^\W\d_]{3}", v))
+              and not re.fullmatch(r"[\w.+\-]+@[\w.\-]+|https?://\S+|[\d.:/]+", v)),
     FieldKind("field-phone", "PHONE_NUMBER", "contact", PHONE_KEYS.__contains__,
               lambda v, k: bool(_PHONE.fullmatch(v)) and 7 <= sum(c.isdigit() for c in v) <= 15),
     FieldKind("field-person", "PERSON", "person", PERSON_KEYS.__contains__, lambda v, k: looks_like_person(v)),
