@@ -22,7 +22,7 @@ from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, Sp
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer, SpacyRecognizer
 
 from slack_pii.detect.nlp import ModelConfig, load_model_config, load_pipeline
-from slack_pii.errors import DetectionError
+from slack_pii.errors import ConfigError, ConfigProblem, DetectionError
 from slack_pii.detect.findings import Finding, ScanResult, Suppressed
 from slack_pii.detect.slack_text import Segment
 from slack_pii.detect.rules import RuleSet, context_score, load_rules
@@ -247,6 +247,59 @@ _MOVES_TO = re.compile(r"(?i)(?:mov(?:e|ed|es|ing)|relocat\w*|liv(?:e|es|ed|ing)
                        r"\W+(?:\w+\W+){0,4}$")
 
 
+def country_recognizers(names: Sequence[str], source: str = "policy") -> list[EntityRecognizer]:
+    """Presidio's predefined country recognizers, by class name (`UkNinoRecognizer`, `EsNifRecognizer` ...), run on
+    English-language chat; a name Presidio does not ship stops start-up with the fix."""
+    found, problems = collect_country_recognizers(names, source)
+    if problems:
+        raise ConfigError(problems)
+    return found
+
+
+def collect_country_recognizers(names: Sequence[str], source: str = "policy") -> tuple[list[EntityRecognizer],
+                                                                                      list[ConfigProblem]]:
+    """Like country_recognizers, but return the problems (for `check-config`)."""
+    from presidio_analyzer import predefined_recognizers
+
+    found, problems = [], []
+    for name in names:
+        cls = getattr(predefined_recognizers, str(name), None)
+        if not (isinstance(cls, type) and issubclass(cls, EntityRecognizer)) or name in _NOT_COUNTRY_RECOGNIZERS:
+            problems.append(ConfigProblem(source, None, f"country_recognizers: unknown Presidio recognizer {name!r}",
+                                          "use a class name from presidio_analyzer.predefined_recognizers, "
+                                          "e.g. UkNinoRecognizer"))
+            continue
+        found.append(cls(supported_language=LANGUAGE))
+    return found, problems
+
+
+# Recognizers that are not country identifiers (ours cover these kinds, or they need models or services).
+_NOT_COUNTRY_RECOGNIZERS = frozenset({
+    "SpacyRecognizer", "StanzaRecognizer", "TransformersRecognizer", "GLiNERRecognizer", "HuggingFaceNerRecognizer",
+    "AzureAILanguageRecognizer", "AzureHealthDeidRecognizer", "AzureOpenAILangExtractRecognizer",
+    "BasicLangExtractRecognizer", "LangExtractRecognizer", "MedicalNERRecognizer", "PhoneRecognizer",
+    "EmailRecognizer", "CreditCardRecognizer", "IbanRecognizer", "IpRecognizer", "UrlRecognizer", "DateRecognizer",
+    "UsSsnRecognizer", "UsBankRecognizer", "UsPassportRecognizer", "UsLicenseRecognizer", "UsItinRecognizer",
+    "AbaRoutingRecognizer",
+})
+
+
+def country_recognizer_names(policy_file: Path | None) -> list[str]:
+    """The `country_recognizers:` list of a policy file (read before the engine is built: it decides what the
+    analyzer holds); the policy loader validates the rest of the file."""
+    import yaml
+
+    from slack_pii.detect.policy import DEFAULT_POLICY_FILE
+
+    path = Path(policy_file or DEFAULT_POLICY_FILE)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []  # the policy loader reports the file's problem with its own message
+    names = raw.get("country_recognizers") or [] if isinstance(raw, dict) else []
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
 class Engine:
     """Built once at start-up; `scan` and `scan_batch` are the only per-message entry points."""
 
@@ -257,6 +310,7 @@ class Engine:
         self.nlp_engine = nlp_engine
         self.model_config = model_config
         self.max_ner_chars = max_ner_chars
+        self.country_entities: frozenset[str] = frozenset()  # entities of Presidio country recognizers enabled
         # What NER-skipped segments get instead of spaCy output: built once, read-only for every recognizer.
         empty_doc = nlp_engine.nlp[LANGUAGE].make_doc("") if nlp_engine else None
         self._no_ner = NlpArtifacts([], empty_doc, [], [], nlp_engine, LANGUAGE, [])
@@ -271,7 +325,7 @@ class Engine:
 
     @classmethod
     def build(cls, rules_dir: Path | None = None, *, spacy_model: str | None = None, ner: bool = True,
-              ruleset: RuleSet | None = None) -> Engine:
+              ruleset: RuleSet | None = None, country: Sequence[str] = ()) -> Engine:
         """Compile rules and load the model; raises ConfigError / ModelNotInstalled with the fix in the message."""
         ruleset = ruleset or load_rules(rules_dir)
         model_config = load_model_config(spacy_model=spacy_model)
@@ -279,6 +333,9 @@ class Engine:
         registry = RecognizerRegistry(supported_languages=[LANGUAGE])
         registry.add_recognizer(RuleSetRecognizer(ruleset))
         registry.add_recognizer(FieldRecognizer(ruleset))
+        extra = country_recognizers(country)
+        for recognizer in extra:
+            registry.add_recognizer(recognizer)
         registry.add_recognizer(GatedPhoneRecognizer(supported_language=LANGUAGE, name="phone-number"))
         if ner:
             nlp = load_pipeline(model_config)
@@ -296,7 +353,9 @@ class Engine:
                                                     supported_entities=list(NER_ENTITIES), name="spacy-ner"))
         analyzer = AnalyzerEngine(registry=registry, nlp_engine=nlp_engine or _NullNlpEngine(),
                                   supported_languages=[LANGUAGE], context_aware_enhancer=_NoContextEnhancer())
-        return cls(ruleset, analyzer, nlp_engine, model_config)
+        engine = cls(ruleset, analyzer, nlp_engine, model_config)
+        engine.country_entities = frozenset(e for r in extra for e in r.supported_entities)
+        return engine
 
     # --- per message -------------------------------------------------------------------------------------
 
@@ -368,7 +427,8 @@ class Engine:
                 entity_type=entity, start=start, end=end, score=float(result.score),
                 rule=meta.get("rule") or NER_RULE.get(entity, entity.lower()),
                 pattern=meta.get("pattern") or "spaCy NER",
-                category=meta.get("category") or CATEGORY_OF_BUILTIN.get(entity, "personal"),
+                category=meta.get("category") or CATEGORY_OF_BUILTIN.get(entity)
+                or ("government_id" if entity in self.country_entities else "personal"),
                 path=segment.path, context_words=tuple(meta.get("context_words") or ()), value=value,
             ))
         into.findings.extend(resolve_overlaps(kept))

@@ -84,15 +84,24 @@ def build_scanner(settings) -> Scanner:
     from slack_pii.detect.policy import load_policy
     from slack_pii.detect.rules import CATEGORIES
 
-    engine = Engine.build(settings.recognizers_dir, spacy_model=settings.spacy_model or None, ner=settings.ner)
-    policy = load_policy(settings.policy_file, known_entities=known_entities_for_rules(engine.ruleset),
+    from slack_pii.detect.engine import country_recognizer_names
+
+    engine = Engine.build(settings.recognizers_dir, spacy_model=settings.spacy_model or None, ner=settings.ner,
+                          country=country_recognizer_names(settings.policy_file))
+    policy = load_policy(settings.policy_file,
+                         known_entities=known_entities_for_rules(engine.ruleset) + sorted(engine.country_entities),
                          known_categories=CATEGORIES)
     key = settings.key_bytes()
     return Scanner(engine, policy, Redactor(policy, key), fingerprint_key=key)
 
 
-def known_entities_for_rules(ruleset) -> list[str]:
-    """Entities the policy may name: the rules' plus the built-in phone and NER ones."""
-    from slack_pii.detect.engine import BUILTIN_ENTITIES
+def known_entities_for_rules(ruleset, policy_file=None) -> list[str]:
+    """Entities the policy may name: the rules', the built-in phone and NER ones, and those of the Presidio country
+    recognizers the policy file enables."""
+    from slack_pii.detect.engine import BUILTIN_ENTITIES, collect_country_recognizers, country_recognizer_names
 
-    return sorted(set(ruleset.entities) | set(BUILTIN_ENTITIES))
+    country = set()
+    if policy_file is not None:
+        recognizers, _ = collect_country_recognizers(country_recognizer_names(policy_file))
+        country = {e for r in recognizers for e in r.supported_entities}
+    return sorted(set(ruleset.entities) | set(BUILTIN_ENTITIES) | country)
