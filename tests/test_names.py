@@ -38,3 +38,19 @@ def test_layout_without_a_full_name(text):
 def test_person_span(value, expected):
     span = person_span(value)
     assert (value[span[0]:span[1]] if span else None) == expected
+
+
+@pytest.mark.parametrize("text, name", [
+    ("payroll correction for Kavya Deshpande: ssn on file", "Kavya Deshpande"),
+    ("Referral from Dr Lee — patient Parisa Rahimi, DOB 10/18/1975", "Parisa Rahimi"),
+    ("overmaken t.n.v. Daan van der Meer, kenmerk 6991", "Daan van der Meer"),
+    ("From: Donghyun Kang  donghyun.kang@gmx.de", "Donghyun Kang"),
+])
+def test_names_after_a_cue_or_before_a_bare_address(text, name):
+    assert name in names(text)
+
+
+@pytest.mark.parametrize("text", ["login as deploy@bastion-prod", "reach out to <mailto:hl@acme.io|hl@acme.io>",
+                                  "thanks for Grafana, it works"])
+def test_prose_before_an_address_is_not_a_name(text):
+    assert names(text) == []

@@ -20,7 +20,15 @@ class NameSpan:
 
 _WORD = r"[^\W\d_](?:[^\W\d_]|['’.\-])*"
 # Up to five words right before `<email>`, `&lt;email&gt;`, `(email)` or `<mailto:`: trimmed to the name below.
-_BEFORE_EMAIL = re.compile(rf"(?P<name>(?:{_WORD}[ \t]+){{1,4}}{_WORD})[ \t]*(?:<|&lt;|\()(?:mailto:)?[\w.+\-%]+@")
+# NOTE: the scan text has Slack's `<mailto:...|...>` markup blanked to spaces, so a bare address counts too.
+_BEFORE_EMAIL = re.compile(rf"(?P<name>(?:{_WORD}[ \t]+){{1,4}}{_WORD})[ \t]*(?P<open><|&lt;|\(|[ \t])(?P<mailto>mailto:)?[\w.+\-%]+@")
+# A capitalised full name right after a word that introduces a person, ending at punctuation or a dash:
+# `payroll correction for Kavya Deshpande:`, `patient Parisa Rahimi,`, `Virement pour Mathieu Faure —`.
+_CUE = (r"(?:for|patient|employee|applicant|customer|client|candidate|cardholder|driver|conductor|lead|hire|by|"
+        r"pour|para|per|für|voor|t\.n\.v\.|titular|kontoinhaber|inhaber|müşteri|paciente|paziente|cliente|"
+        r"beneficiario|bénéficiaire|empfänger|contact|requested by|verified for|sent to|wire to|split for)")
+_CAP = r"[^\W\d_a-zß-ÿ][^\W\d_]*(?:['’\-][^\W\d_]+)*\.?"
+_AFTER_CUE = re.compile(rf"(?i:\b{_CUE})[:]?[ \t]+(?P<name>{_CAP}(?:[ \t]+(?:(?:van|von|de|der|da|del|di|la|le|bin|al|el)[ \t]+)*{_CAP}){{1,3}})(?=[ \t]*(?:[,:;(—–\-]|$|\n|[ \t]+(?:is|was|has|asked|signed|moved|approved|ka|prosi|sẽ)\b))")
 # `[15:30] Name: text`, `15:30 Name: text`, `<Name> text` (IRC-style transcripts).
 _TRANSCRIPT = re.compile(rf"(?m)^[ \t>]*\[?\d{{1,2}}:\d{{2}}(?::\d{{2}})?(?:\s?[AaPp][Mm])?\]?[ \t]+(?P<name>{_WORD}(?:[ \t]+{_WORD}){{1,3}})[ \t]*:")
 # vCard `FN:Name`, iCalendar `CN=Name` / `CN="Name"`, XML `<Nm>Name</Nm>` (ISO 20022 payments).
@@ -47,6 +55,8 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
             return None
     while len(words) > 2 and not looks_like_person(text[start + words[0].start():start + words[-1].end()]):
         words.pop(0)  # `records for paweł kowalski`: the name is the tail
+    if all(w.group().islower() for w in words) and any(w.group().strip(".,") in _LEAD_WORDS for w in words):
+        return None  # `reach out to <mailto:...>`: lowercase prose, not a name
     name_start, name_end = start + words[0].start(), start + words[-1].end()
     return (name_start, name_end) if looks_like_person(text[name_start:name_end]) else None
 
@@ -57,6 +67,9 @@ def name_spans(text: str) -> list[NameSpan]:
     if "@" in text:
         for m in _BEFORE_EMAIL.finditer(text):
             trimmed = _trim(text, *m.span("name"))
+            bare = m.group("open") in (" ", "\t") and not m.group("mailto")
+            if trimmed and bare and not all(w[0].isupper() for w in text[trimmed[0]:trimmed[1]].split()):
+                continue  # `login as deploy@host`: without brackets only a capitalised name counts
             if trimmed:
                 spans.append(NameSpan(*trimmed, "name-before-email"))
     if ":" in text:
@@ -64,6 +77,13 @@ def name_spans(text: str) -> list[NameSpan]:
             trimmed = _trim(text, *m.span("name"))
             if trimmed:
                 spans.append(NameSpan(*trimmed, "transcript-speaker"))
+    for m in _AFTER_CUE.finditer(text):
+        name = m.group("name")
+        words = name.split()
+        if any(w.lower().strip(".") in _LEAD_WORDS or w.isupper() and len(w) > 1 for w in words):
+            continue
+        if looks_like_person(name):
+            spans.append(NameSpan(m.start("name"), m.end("name"), "name-after-cue"))
     if "FN" in text or "CN=" in text or "Nm" in text:
         for m in _CARD.finditer(text):
             trimmed = _trim(text, *m.span("name"))

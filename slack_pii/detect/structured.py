@@ -391,7 +391,17 @@ def field_findings(text: str, is_placeholder: Callable[[str], str | None] | None
     for kv in keyed_values(text):
         value = text[kv.start:kv.end]
         for kind in FIELD_KINDS:
-            if not kind.keys(kv.key) or not kind.shape(value, kv.key):
+            if not kind.keys(kv.key):
+                continue
+            if kind.entity == "PERSON" and not kind.shape(value, kv.key):
+                # `Cliente: Gonçalo Ferreira, e-mail ...`: the name ends at the first separator
+                cut = re.search(r"\s*(?:[,;|(<]|\s[—–-]\s|\s\d)", value)
+                if cut and kind.shape(value[:cut.start()], kv.key):
+                    out.append(FieldFinding(kv.start, kv.start + cut.start(), kind.entity, kind.category, kind.rule,
+                                            kv.key))
+                    break
+                continue
+            if not kind.shape(value, kv.key):
                 continue
             if kind.entity == "US_BANK_NUMBER" and kv.key == "account":
                 aws = aws if aws is not None else bool(_AWS_CONTEXT.search(text))
