@@ -21,7 +21,9 @@ class NameSpan:
 _WORD = r"[^\W\d_](?:[^\W\d_]|['’.\-])*"
 # Up to five words right before `<email>`, `&lt;email&gt;`, `(email)` or `<mailto:`: trimmed to the name below.
 # NOTE: the scan text has Slack's `<mailto:...|...>` markup blanked to spaces, so a bare address counts too.
-_BEFORE_EMAIL = re.compile(rf"(?P<name>(?:{_WORD}[ \t]+){{1,4}}{_WORD})[ \t]*(?P<open><|&lt;|\(|[ \t])(?P<mailto>mailto:)?[\w.+\-%]+@")
+# Searched backwards from each address (bounded), not across the whole text.
+_BEFORE_EMAIL = re.compile(rf"(?P<name>(?:{_WORD}[ \t]+){{1,4}}{_WORD})[ \t]*(?P<open><|&lt;|\(|[ \t])(?P<mailto>mailto:)?$")
+_EMAIL_START = re.compile(r"(?<![\w.+\-%])[\w.+\-%]+@")
 # A capitalised full name right after a word that introduces a person, ending at punctuation or a dash:
 # `payroll correction for Kavya Deshpande:`, `patient Parisa Rahimi,`, `Virement pour Mathieu Faure —`.
 _CUE = (r"(?:for|patient|employee|applicant|customer|client|candidate|cardholder|driver|conductor|lead|hire|by|"
@@ -65,7 +67,11 @@ def name_spans(text: str) -> list[NameSpan]:
     """Person names the layout points at."""
     spans = []
     if "@" in text:
-        for m in _BEFORE_EMAIL.finditer(text):
+        for address in _EMAIL_START.finditer(text):
+            window_start = max(0, address.start() - 120)
+            m = _BEFORE_EMAIL.search(text, window_start, address.start())
+            if m is None:
+                continue
             trimmed = _trim(text, *m.span("name"))
             bare = m.group("open") in (" ", "\t") and not m.group("mailto")
             if trimmed and bare and not all(w[0].isupper() for w in text[trimmed[0]:trimmed[1]].split()):
