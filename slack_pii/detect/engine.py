@@ -147,7 +147,11 @@ class GatedPhoneRecognizer(PhoneRecognizer):
                 continue
             international = window.startswith(("+", "00"))
             valid = True
-            for region in ("ZZ",) if international else PHONE_REGIONS:
+            # NOTE: without a phone word nearby a national number stays below the threshold whatever its region, so
+            # only Presidio's default regions are tried (logs are full of digit runs; each region costs a parse).
+            near = text[max(0, candidate.start() - 64):candidate.end() + 32]
+            regions = PHONE_REGIONS if _PHONE_CONTEXT.search(near) else self.supported_regions
+            for region in ("ZZ",) if international else regions:
                 found = list(phonenumbers.PhoneNumberMatcher(window, region, leniency=self.leniency))
                 if found:
                     break
