@@ -279,9 +279,14 @@ def cmd_check_config(args) -> int:
     settings = load_settings(args.config)
     rules_dir = args.recognizers or settings.recognizers_dir
     policy_file = args.policy or settings.policy_file
+    from slack_pii.detect.engine import collect_country_recognizers, country_recognizer_names
+    from slack_pii.detect.policy import DEFAULT_POLICY_FILE
+
     ruleset, problems = collect_rules(rules_dir)
-    _, policy_problems = collect_policy(policy_file, known_entities_for_rules(ruleset), CATEGORIES)
+    _, policy_problems = collect_policy(policy_file, known_entities_for_rules(ruleset, policy_file or DEFAULT_POLICY_FILE),
+                                        CATEGORIES)
     problems += policy_problems
+    problems += collect_country_recognizers(country_recognizer_names(policy_file), str(policy_file or DEFAULT_POLICY_FILE))[1]
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if problems:

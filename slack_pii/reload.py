@@ -177,7 +177,8 @@ class ConfigWatcher:
             ruleset, problems = collect_rules(self.rules_dir)
             if not problems and ruleset.version != engine.version:
                 engine = self._build_engine(ruleset)
-        policy, policy_problems = collect_policy(self.policy_file, known_entities_for_rules(ruleset), CATEGORIES)
+        policy, policy_problems = collect_policy(self.policy_file, known_entities_for_rules(ruleset, self.policy_file),
+                                                 CATEGORIES)
         problems += policy_problems
         if problems or policy is None:
             return _Candidate(problems=problems)
@@ -198,11 +199,11 @@ class ConfigWatcher:
         return digest.hexdigest()
 
     def _build_engine(self, ruleset):
-        from slack_pii.detect.engine import Engine
+        from slack_pii.detect.engine import Engine, country_recognizer_names
 
         # NOTE: rebuilding loads the spaCy pipeline again (about a second, off the loop); rule edits are rare.
         return Engine.build(self.rules_dir, spacy_model=self.settings.spacy_model or None, ner=self.settings.ner,
-                            ruleset=ruleset)
+                            ruleset=ruleset, country=country_recognizer_names(self.policy_file))
 
     async def refresh_allow_list(self) -> None:
         if self.allow_fingerprints is None:

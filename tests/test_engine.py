@@ -87,3 +87,25 @@ def test_ner_output_must_look_like_a_name_or_place(value, expected):
 def test_phone_scores(engine, text, acted_on):
     phones = [f for f in engine.scan(extract_segments(text)).findings if f.entity_type == "PHONE_NUMBER"]
     assert any(f.score >= 0.5 for f in phones) is acted_on
+
+
+def test_country_recognizers_are_enabled_by_name_in_the_policy(tmp_path):
+    """Presidio's predefined country recognizers run when the policy names them, as category government_id."""
+    from slack_pii.config import load_settings
+    from slack_pii.detect.scanner import build_scanner
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("country_recognizers: [UkNinoRecognizer]\ncategories: {government_id: redact}\n"
+                      "entities: {UK_NINO: block}\n", encoding="utf-8")
+    scanner = build_scanner(load_settings(None, policy_file=policy, ner=False))
+    outcome = scanner.scan("my NI number is AB 12 34 56 C")
+    assert [(f.entity_type, f.category) for f in outcome.findings] == [("UK_NINO", "government_id")]
+    assert outcome.verdict == "block"
+
+
+def test_an_unknown_country_recognizer_stops_start_up(tmp_path):
+    from slack_pii.detect.engine import country_recognizers
+    from slack_pii.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="FooRecognizer"):
+        country_recognizers(["FooRecognizer"])

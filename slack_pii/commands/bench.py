@@ -27,7 +27,8 @@ def cmd_bench(args) -> int:
     from slack_pii.tools.bench import run_bench
 
     def on_phase(phase: str) -> None:
-        print(f"measuring {'our engine' if phase == 'ours' else 'stock Presidio'} …", file=sys.stderr, flush=True)
+        names = {"ours": "our engine", "stock": "stock Presidio", "stock_ner": "stock Presidio (NER-only pipeline)"}
+        print(f"measuring {names.get(phase, phase)} …", file=sys.stderr, flush=True)
 
     def on_progress(line: str) -> None:
         print(f"  {line}", file=sys.stderr, flush=True)
@@ -67,13 +68,17 @@ def _print(report: dict) -> None:
     stock = report.get("stock")
     table = Table(title=f"{report['count']} generated Slack messages ({report['corpus_chars']:,} chars), "
                   f"{report['cores']} cores", title_justify="left")
-    for column in ("", "ours") + (("stock Presidio", "ours vs stock") if stock else ()):
+    stock_ner = report.get("stock_ner")
+    columns = ("", "ours") + (("stock Presidio", "ours vs stock") if stock else ())
+    columns += ("stock, NER-only pipeline", "ours vs that") if stock_ner else ()
+    for column in columns:
         table.add_column(column, justify="left" if not column else "right")
     for title, key, fmt in ROWS:
         row = [title, fmt.format(report["ours"][key])]
         if stock:
-            ratio = report["ratios"].get(key)
-            row += [fmt.format(stock[key]), _ratio(ratio)]
+            row += [fmt.format(stock[key]), _ratio(report["ratios"].get(key))]
+        if stock_ner:
+            row += [fmt.format(stock_ner[key]), _ratio(report["ratios_ner"].get(key))]
         table.add_row(*row)
     console.print(table)
     console.print(f"NER ran on {report['ours']['ner_gate_rate']:.0%} of segments (the gate skips code, links, ids "

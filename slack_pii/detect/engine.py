@@ -22,10 +22,12 @@ from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, Sp
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer, SpacyRecognizer
 
 from slack_pii.detect.nlp import ModelConfig, load_model_config, load_pipeline
-from slack_pii.errors import DetectionError
+from slack_pii.errors import ConfigError, ConfigProblem, DetectionError
 from slack_pii.detect.findings import Finding, ScanResult, Suppressed
 from slack_pii.detect.slack_text import Segment, extract_segments
 from slack_pii.detect.rules import RuleSet, context_score, load_rules
+from slack_pii.detect.names import name_spans
+from slack_pii.detect.structured import FIELD_KINDS, FIELD_SCORE, field_findings
 
 log = logging.getLogger(__name__)
 # NOTE: Presidio logs "Fetching all recognizers..." at INFO on every call, and its decision trace can quote text.
@@ -87,14 +89,50 @@ class RuleSetRecognizer(EntityRecognizer):
         return results
 
 
+class FieldRecognizer(EntityRecognizer):
+    """Values under a key or column header that names them (structured.py): `ssn`, `dob`, `passport_no` ..."""
+
+    def __init__(self, ruleset: RuleSet):
+        self.placeholders = ruleset.placeholders
+        super().__init__(supported_entities=sorted({k.entity for k in FIELD_KINDS}), name="slack-pii-fields",
+                         supported_language=LANGUAGE)
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        return [
+            RecognizerResult(
+                f.entity, f.start, f.end, FIELD_SCORE,
+                analysis_explanation=AnalysisExplanation(self.name, FIELD_SCORE, pattern_name=f"key {f.key}"),
+                recognition_metadata={"rule": f.rule, "category": f.category, "pattern": "value under its key",
+                                      "context_words": (f.key,), RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                      RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id})
+            for f in field_findings(text, self.placeholders.is_placeholder)
+        ] + [
+            RecognizerResult(
+                "PERSON", n.start, n.end, FIELD_SCORE,
+                analysis_explanation=AnalysisExplanation(self.name, FIELD_SCORE, pattern_name=n.rule),
+                recognition_metadata={"rule": n.rule, "category": "person", "pattern": n.rule, "context_words": (),
+                                      RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                      RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id})
+            for n in name_spans(text)
+        ]
+
+
 # A phone-number candidate: 7-15 digits with the separators people type, not inside a longer token (ids, paths,
 # versions, timestamps glued to letters). phonenumbers then validates each candidate alone, so its cost no longer
 # grows with the length of a pasted log.
-_PHONE_CANDIDATE = re.compile(r"(?<![\w.\-/:=#])(?:\+|00)?\(?\d[\d \t().\-/]{5,22}\d(?![\w.\-/:])")
+_PHONE_CANDIDATE = re.compile(r"(?<![\w.\-/#])(?:\+|00)?\(?\d[\d \t().\-/]{5,22}\d(?![\w.\-/:])")
 INTERNATIONAL_PHONE_SCORE = 0.6
-_PHONE_CONTEXT = re.compile(r"(?i)\b(phone|tel|telephone|cell|mobile|call|text me|whatsapp|fax|number|reach|contact|dial)")
+_PHONE_CONTEXT = re.compile(r"(?i)\b(phone|tel|telephone|cell|mobile|call|text me|whatsapp|fax|number|reach|contact|dial|"
+                            r"ping me|emergency|landlord|téléphone|telefon|telefone|teléfono|telefono|celular|handy|ruf|"
+                            r"sđt|điện thoại|numer|número|numero|numéro|zadzwo|携帯|電話|手机|전화|휴대폰|alt)")
+# Regions tried, in order, for a number written without +CC (the first that validates wins).
+PHONE_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR", "AU", "ES", "IT", "NL", "PL", "NG", "VN", "KR", "JP",
+                 "MX", "TR", "ZA", "KE", "IE", "PT", "SE", "CN", "AE")
 # Shapes phonenumbers would reject after real work: dotted quads (IPs, versions) and calendar dates.
-_NOT_A_PHONE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}|\d{1,2}\.\d{1,2}\.\d{4}")
+_NOT_A_PHONE = re.compile(r"1[5-9]\d{8}(?:\d{3})?|\d{3}-\d{2}-\d{4}|\d{1,3}(?:\.\d{1,3}){3}|\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}|\d{1,2}\.\d{1,2}\.\d{4}")
 
 
 class GatedPhoneRecognizer(PhoneRecognizer):
@@ -107,14 +145,24 @@ class GatedPhoneRecognizer(PhoneRecognizer):
             digits = sum(ch.isdigit() for ch in window)
             if not 7 <= digits <= 15 or _NOT_A_PHONE.fullmatch(window.strip("()")):
                 continue
-            for region in ("ZZ",) if window.startswith(("+", "00")) else self.supported_regions:
+            international = window.startswith(("+", "00"))
+            valid = True
+            # NOTE: without a phone word nearby a national number stays below the threshold whatever its region, so
+            # only Presidio's default regions are tried (logs are full of digit runs; each region costs a parse).
+            near = text[max(0, candidate.start() - 64):candidate.end() + 32]
+            regions = PHONE_REGIONS if _PHONE_CONTEXT.search(near) else self.supported_regions
+            for region in ("ZZ",) if international else regions:
                 found = list(phonenumbers.PhoneNumberMatcher(window, region, leniency=self.leniency))
                 if found:
                     break
+            if not found and international:
+                # NOTE: a +CC number phonenumbers cannot validate (new ranges, typos) is still possible: it needs a
+                # context word to be acted on.
+                found, valid = list(phonenumbers.PhoneNumberMatcher(window, "ZZ", leniency=phonenumbers.Leniency.POSSIBLE)), False
             for match in found:
                 start, end = candidate.start() + match.start, candidate.start() + match.end
                 # NOTE: a "+CC ..." number that phonenumbers validates is written as a phone on purpose.
-                base = INTERNATIONAL_PHONE_SCORE if text[start] == "+" else self.SCORE
+                base = INTERNATIONAL_PHONE_SCORE if text[start] == "+" and valid else self.SCORE
                 score, words = context_score(text, start, end, base, _PHONE_CONTEXT)
                 results.append(RecognizerResult(
                     self.supported_entities[0], start, end, score,
@@ -168,6 +216,94 @@ def looks_like_a_name(value: str) -> bool:
 
 # Texts that reach the parts the rule examples may not: phonenumbers (national and +CC), and a spaCy pass.
 WARM_UP_TEXTS = ("call me on 415-555-2671 or +44 20 7946 0958", "Jane Doe flew to Paris with Bob Smith on Monday")
+_TITLES = frozenset("dr dr. mr mr. mrs mrs. ms ms. prof prof. sig sig. sig.ra herr frau sr sr. sra sra. mme mme. "
+                    "m. pan pani dra dra.".split())
+# Words NER glues to a name: greetings and thanks in several languages, articles, street and form words.
+_NOT_NAME_LEAD = frozenset("""
+thanks thank thx ty hi hey hello dear cc danke dzięki dzieki merci gracias grazie obrigado obrigada bedankt tack
+hallo hola ciao salut bonjour cześć die der das den dem des el la le les los las il lo o a de du da van von
+calle rua via rue ul. avenida viale corso piazza quận phố ngõ müşteri paciente paziente transferencia bonifico
+""".split())
+
+
+_TITLE_BEFORE = re.compile(r"(?i)\b(?:dr|mr|mrs|ms|prof|sig|herr|frau|sr|sra|mme)\.?[ \t]+$")
+
+
+def person_span(value: str) -> tuple[int, int] | None:
+    """The part of an NER PERSON span that is a full name per LABELLING.md (given + family name, or title + family
+    name), with greetings and articles NER glued on removed; None for a lone given name or a non-name."""
+    words = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", value)]
+    while words and (words[0][2].lower().strip(",:!") in _NOT_NAME_LEAD or words[0][2][0].islower()):
+        words.pop(0)
+    if words and words[-1][2].endswith(("'s", "’s")):
+        words[-1] = (words[-1][0], words[-1][1] - 2, words[-1][2][:-2])
+    if len(words) < 2 or not all(_NAME_TOKEN.fullmatch(w[2].strip(",")) for w in words):
+        return None
+    if len(words) == 2 and words[0][2].lower() in _TITLES:
+        return words[0][0], words[-1][1]
+    if sum(w[2].lower() not in _TITLES for w in words) < 2:
+        return None
+    return words[0][0], words[-1][1]
+
+
+# Words before a city that make it where a specific person lives or moves to (several languages).
+_MOVES_TO = re.compile(r"(?i)(?:mov(?:e|ed|es|ing)|relocat\w*|liv(?:e|es|ed|ing)|lebt|wohnt|zieht|umzug|resid\w*|"
+                       r"mudar|muda|mudou|trasferisce|trasferit\w*|przeprowadza\w*|chuyển|déménag\w*|verhuis\w*|"
+                       r"taşın\w*|se muda|vive|vit|habite|sống|home(?:town)?|address|adresse|ship(?:ping)?|deliver\w*)"
+                       r"\W+(?:\w+\W+){0,4}$")
+
+
+def country_recognizers(names: Sequence[str], source: str = "policy") -> list[EntityRecognizer]:
+    """Presidio's predefined country recognizers, by class name (`UkNinoRecognizer`, `EsNifRecognizer` ...), run on
+    English-language chat; a name Presidio does not ship stops start-up with the fix."""
+    found, problems = collect_country_recognizers(names, source)
+    if problems:
+        raise ConfigError(problems)
+    return found
+
+
+def collect_country_recognizers(names: Sequence[str], source: str = "policy") -> tuple[list[EntityRecognizer],
+                                                                                      list[ConfigProblem]]:
+    """Like country_recognizers, but return the problems (for `check-config`)."""
+    from presidio_analyzer import predefined_recognizers
+
+    found, problems = [], []
+    for name in names:
+        cls = getattr(predefined_recognizers, str(name), None)
+        if not (isinstance(cls, type) and issubclass(cls, EntityRecognizer)) or name in _NOT_COUNTRY_RECOGNIZERS:
+            problems.append(ConfigProblem(source, None, f"country_recognizers: unknown Presidio recognizer {name!r}",
+                                          "use a class name from presidio_analyzer.predefined_recognizers, "
+                                          "e.g. UkNinoRecognizer"))
+            continue
+        found.append(cls(supported_language=LANGUAGE))
+    return found, problems
+
+
+# Recognizers that are not country identifiers (ours cover these kinds, or they need models or services).
+_NOT_COUNTRY_RECOGNIZERS = frozenset({
+    "SpacyRecognizer", "StanzaRecognizer", "TransformersRecognizer", "GLiNERRecognizer", "HuggingFaceNerRecognizer",
+    "AzureAILanguageRecognizer", "AzureHealthDeidRecognizer", "AzureOpenAILangExtractRecognizer",
+    "BasicLangExtractRecognizer", "LangExtractRecognizer", "MedicalNERRecognizer", "PhoneRecognizer",
+    "EmailRecognizer", "CreditCardRecognizer", "IbanRecognizer", "IpRecognizer", "UrlRecognizer", "DateRecognizer",
+    "UsSsnRecognizer", "UsBankRecognizer", "UsPassportRecognizer", "UsLicenseRecognizer", "UsItinRecognizer",
+    "AbaRoutingRecognizer",
+})
+
+
+def country_recognizer_names(policy_file: Path | None) -> list[str]:
+    """The `country_recognizers:` list of a policy file (read before the engine is built: it decides what the
+    analyzer holds); the policy loader validates the rest of the file."""
+    import yaml
+
+    from slack_pii.detect.policy import DEFAULT_POLICY_FILE
+
+    path = Path(policy_file or DEFAULT_POLICY_FILE)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []  # the policy loader reports the file's problem with its own message
+    names = raw.get("country_recognizers") or [] if isinstance(raw, dict) else []
+    return [str(n) for n in names] if isinstance(names, list) else []
 
 
 class Engine:
@@ -180,6 +316,7 @@ class Engine:
         self.nlp_engine = nlp_engine
         self.model_config = model_config
         self.max_ner_chars = max_ner_chars
+        self.country_entities: frozenset[str] = frozenset()  # entities of Presidio country recognizers enabled
         # What NER-skipped segments get instead of spaCy output: built once, read-only for every recognizer.
         empty_doc = nlp_engine.nlp[LANGUAGE].make_doc("") if nlp_engine else None
         self._no_ner = NlpArtifacts([], empty_doc, [], [], nlp_engine, LANGUAGE, [])
@@ -194,13 +331,17 @@ class Engine:
 
     @classmethod
     def build(cls, rules_dir: Path | None = None, *, spacy_model: str | None = None, ner: bool = True,
-              ruleset: RuleSet | None = None) -> Engine:
+              ruleset: RuleSet | None = None, country: Sequence[str] = ()) -> Engine:
         """Compile rules and load the model; raises ConfigError / ModelNotInstalled with the fix in the message."""
         ruleset = ruleset or load_rules(rules_dir)
         model_config = load_model_config(spacy_model=spacy_model)
         nlp_engine = None
         registry = RecognizerRegistry(supported_languages=[LANGUAGE])
         registry.add_recognizer(RuleSetRecognizer(ruleset))
+        registry.add_recognizer(FieldRecognizer(ruleset))
+        extra = country_recognizers(country)
+        for recognizer in extra:
+            registry.add_recognizer(recognizer)
         registry.add_recognizer(GatedPhoneRecognizer(supported_language=LANGUAGE, name="phone-number"))
         if ner:
             nlp = load_pipeline(model_config)
@@ -219,6 +360,7 @@ class Engine:
         analyzer = AnalyzerEngine(registry=registry, nlp_engine=nlp_engine or _NullNlpEngine(),
                                   supported_languages=[LANGUAGE], context_aware_enhancer=_NoContextEnhancer())
         engine = cls(ruleset, analyzer, nlp_engine, model_config)
+        engine.country_entities = frozenset(e for r in extra for e in r.supported_entities)
         engine.warm_up()
         return engine
 
@@ -288,13 +430,26 @@ class Engine:
                                                   segment.path, value))
                 continue
             entity = result.entity_type
-            if entity in NER_ENTITIES and not looks_like_a_name(value):
-                continue
+            if entity in NER_ENTITIES and "rule" not in meta:
+                if not looks_like_a_name(value) and not (entity == "PERSON" and value.isupper()):
+                    continue
+                if entity == "LOCATION" and not _MOVES_TO.search(scan.text, max(0, result.start - 48), result.start):
+                    continue  # a place is PII here only as where someone lives or moves (LABELLING.md)
+                if entity == "PERSON":
+                    title = _TITLE_BEFORE.search(segment.text, max(0, start - 8), start)
+                    if title and " " not in value.strip():  # NER often leaves the title out: `Mr. [Mayers]`
+                        start, value = title.start(), segment.text[title.start():end]
+                    span = person_span(value)
+                    if span is None:
+                        continue
+                    start, end = start + span[0], start + span[1]
+                    value = segment.text[start:end]
             kept.append(Finding(
                 entity_type=entity, start=start, end=end, score=float(result.score),
                 rule=meta.get("rule") or NER_RULE.get(entity, entity.lower()),
                 pattern=meta.get("pattern") or "spaCy NER",
-                category=meta.get("category") or CATEGORY_OF_BUILTIN.get(entity, "personal"),
+                category=meta.get("category") or CATEGORY_OF_BUILTIN.get(entity)
+                or ("government_id" if entity in self.country_entities else "personal"),
                 path=segment.path, context_words=tuple(meta.get("context_words") or ()), value=value,
             ))
         into.findings.extend(resolve_overlaps(kept))
@@ -322,8 +477,9 @@ SENSITIVITY = {"credential": 0, "financial": 1, "government_id": 2, "personal": 
 def resolve_overlaps(findings: list[Finding]) -> list[Finding]:
     """Keep one finding per overlapping cluster: confident before weak guesses (< 0.5), then the most sensitive
     category, then the highest score, then the longest span."""
-    ordered = sorted(findings, key=lambda f: (f.score < 0.5, SENSITIVITY.get(f.category, 8), -f.score,
-                                              -(f.end - f.start), f.start))
+    # NOTE: NER is a guess about any span; a rule or a key that names the value is evidence, so it speaks first.
+    ordered = sorted(findings, key=lambda f: (f.score < 0.5, f.rule in NER_RULE.values(),
+                                              SENSITIVITY.get(f.category, 8), -f.score, -(f.end - f.start), f.start))
     kept: list[Finding] = []
     for finding in ordered:
         if all(finding.end <= other.start or other.end <= finding.start for other in kept):

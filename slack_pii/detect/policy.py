@@ -200,6 +200,9 @@ class PolicyFile(ScopeModel):
     redaction: RedactionSection = Field(default_factory=RedactionSection)
     on_scan_error: Literal["block", "forward"] = "block"
     files: FilesModel = Field(default_factory=FilesModel, description="uploaded and shared files")
+    country_recognizers: list[str] = Field(default_factory=list, description="Presidio predefined country "
+                                           "recognizers to run, by class name (e.g. UkNinoRecognizer); category "
+                                           "government_id")
 
 
 def policy_schema() -> dict:

@@ -30,6 +30,7 @@ CATEGORIES = ("credential", "financial", "government_id", "contact", "network", 
 CONTEXT_BOOST = 0.35
 MIN_SCORE_WITH_CONTEXT = 0.4
 CONTEXT_BEFORE, CONTEXT_AFTER = 64, 32
+CONTEXT_NEAR, NEAR_BONUS = 20, 0.1
 # NOTE: rule patterns are compiled with the `regex` module for its time limit (Presidio's default is 60 s; a chat
 # message must never hold a request for long). Over the limit, TimeoutError is raised and the scan fails closed.
 # The limit counts the process's CPU time (C `clock()`, all threads) from the start of the call, so it covers the
@@ -317,6 +318,10 @@ def context_score(text: str, start: int, end: int, score: float, context: re.Pat
     words = tuple(dict.fromkeys(w.lower() for w in context.findall(window)))
     if words:
         score = min(1.0, max(score + CONTEXT_BOOST, MIN_SCORE_WITH_CONTEXT))
+        # NOTE: a context word right before the value ("passport 1096..., home 2390 Bank St") outranks one
+        # further off, so two weak shapes with different context resolve to the nearer word's entity.
+        if context.search(text, max(0, start - CONTEXT_NEAR), start):
+            score = min(1.0, score + NEAR_BONUS)
     return score, words
 
 

@@ -87,15 +87,25 @@ def build_scanner(settings, keys: Keys | None = None) -> Scanner:
     from slack_pii.detect.policy import load_policy
     from slack_pii.detect.rules import CATEGORIES
 
-    engine = Engine.build(settings.recognizers_dir, spacy_model=settings.spacy_model or None, ner=settings.ner)
-    policy = load_policy(settings.policy_file, known_entities=known_entities_for_rules(engine.ruleset),
+    from slack_pii.detect.engine import country_recognizer_names
+
+    engine = Engine.build(settings.recognizers_dir, spacy_model=settings.spacy_model or None, ner=settings.ner,
+                          country=country_recognizer_names(settings.policy_file))
+    policy = load_policy(settings.policy_file,
+                         known_entities={**known_entities_for_rules(engine.ruleset),
+                                         **{entity: "government_id" for entity in engine.country_entities}},
                          known_categories=CATEGORIES)
     keys = keys or keys_for(settings, create=False)
     return Scanner(engine, policy, Redactor(policy, keys.pseudonyms), fingerprint_key=keys.fingerprints)
 
 
-def known_entities_for_rules(ruleset) -> dict[str, str]:
-    """Entities the policy may name, each with its category: the rules' plus the built-in phone and NER ones."""
-    from slack_pii.detect.engine import CATEGORY_OF_BUILTIN
+def known_entities_for_rules(ruleset, policy_file=None) -> dict[str, str]:
+    """Entities the policy may name, each with its category: the rules', the built-in phone and NER ones, and those
+    of the Presidio country recognizers the policy file enables (government ids)."""
+    from slack_pii.detect.engine import CATEGORY_OF_BUILTIN, collect_country_recognizers, country_recognizer_names
 
-    return dict(sorted({**CATEGORY_OF_BUILTIN, **{r.entity: r.category for r in ruleset.rules}}.items()))
+    known = {**CATEGORY_OF_BUILTIN, **{r.entity: r.category for r in ruleset.rules}}
+    if policy_file is not None:
+        recognizers, _ = collect_country_recognizers(country_recognizer_names(policy_file))
+        known.update({e: "government_id" for r in recognizers for e in r.supported_entities})
+    return dict(sorted(known.items()))

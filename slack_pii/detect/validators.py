@@ -19,6 +19,10 @@ from typing import Optional
 from datetime import date
 
 import tldextract
+from stdnum import luhn as _luhn
+from stdnum.iso7064 import mod_97_10
+from stdnum.us import rtn as _rtn
+from stdnum.us import ssn as _ssn
 
 Validator = Callable[[str], Optional[bool]]
 VALIDATORS: dict[str, Validator] = {}
@@ -50,13 +54,7 @@ def luhn(value: str) -> bool:
     digits = _digits(value)
     if not 12 <= len(digits) <= 19 or len(set(digits)) == 1:
         return False
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        number = int(char)
-        if index % 2 == 1:
-            number = number * 2 - 9 if number > 4 else number * 2
-        total += number
-    return total % 10 == 0
+    return _luhn.is_valid(digits)
 
 
 @validator
@@ -69,8 +67,8 @@ def ssn_structure(value: str) -> bool | None:
     separators = {ch for ch in value if not ch.isdigit()}
     if len(separators) > 1:
         return False
-    area, group, serial = digits[:3], digits[3:5], digits[5:]
-    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+    # python-stdnum: no 000/666/9xx area, no 00 group, no 0000 serial, and the SSA's published advertising numbers
+    if not _ssn.is_valid(digits):
         return False
     # Structure passing proves nothing (any 9 digits can look like an SSN): keep the pattern's score.
     return None if digits not in {"123456789", "078051120", "219099999", "457555462"} else False
@@ -83,9 +81,9 @@ def iban_mod97(value: str) -> bool:
         return False
     if IBAN_LENGTHS.get(compact[:2], len(compact)) != len(compact):
         return False
-    rearranged = compact[4:] + compact[:4]
-    numeric = "".join(str(int(ch, 36)) for ch in rearranged)
-    return int(numeric) % 97 == 1
+    # NOTE: the ISO 7064 mod 97-10 check only, not stdnum.iban's per-country BBAN formats: an IBAN typed with a
+    # valid checksum is an account number even where our country table is older than the bank's format.
+    return mod_97_10.is_valid(compact[4:] + compact[:4])
 
 
 @validator
@@ -95,8 +93,7 @@ def aba_checksum(value: str) -> bool:
         return False
     if not (0 <= int(digits[:2]) <= 12 or 21 <= int(digits[:2]) <= 32 or 61 <= int(digits[:2]) <= 72 or digits[:2] == "80"):
         return False
-    weights = (3, 7, 1) * 3
-    return sum(int(d) * w for d, w in zip(digits, weights)) % 10 == 0
+    return _rtn.is_valid(digits)
 
 
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -143,7 +140,7 @@ def jwt_structure(value: str) -> bool:
 @validator
 def email_domain(value: str) -> bool:
     """The domain ends in a real public suffix (bundled snapshot, offline)."""
-    domain = value.rsplit("@", 1)[-1].rstrip(".")
+    domain = value.replace("%40", "@").rsplit("@", 1)[-1].rstrip(".")
     return bool(OFFLINE_TLD(domain).suffix) and "." in domain
 
 
@@ -153,20 +150,46 @@ def ip_address(value: str) -> bool | None:
     text = value.strip("[]")
     if text.count(":") == 1:  # IPv4 with a port
         text = text.split(":", 1)[0]
+    if text.startswith("::1:") or text.startswith("::1/"):  # loopback with a port (`::1:5432`) or a prefix
+        return False
     try:
-        address = ipaddress.ip_interface(text).ip
+        interface = ipaddress.ip_interface(text)
     except ValueError:
         return False
-    return None if not address.is_unspecified else False
+    address = interface.ip
+    if address.is_unspecified or address.is_loopback or is_netmask(str(address)):
+        return False
+    return None
+
+
+def is_netmask(value: str) -> bool:
+    """255.255.240.0 (ones then zeros) or a wildcard mask 0.0.0.255 (zeros then ones); not 0.0.0.0."""
+    try:
+        number = int(ipaddress.IPv4Address(value))
+    except ValueError:
+        return False
+    bits = f"{number:032b}"
+    return number not in (0,) and bits.startswith("1") and "01" not in bits or bits.startswith("0") and "10" not in bits and number != 0
+
+
+# Month names (first three or four letters) in the languages people write dates of birth in here.
+MONTHS = {m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
+                                          "dec"])}
+MONTHS.update({"ene": 1, "gen": 1, "jän": 1, "janv": 1, "fév": 2, "fev": 2, "févr": 2, "mär": 3, "mars": 3, "mrt": 3,
+               "abr": 4, "avr": 4, "apr": 4, "mai": 5, "mag": 5, "mayo": 5, "mei": 5, "juin": 6, "giu": 6, "jun": 6,
+               "juil": 7, "lug": 7, "jul": 7, "ago": 8, "août": 8, "aoû": 8, "set": 9, "sept": 9, "okt": 10,
+               "out": 10, "ott": 10, "dez": 12, "dic": 12, "déc": 12, "dec": 12, "ener": 1, "febr": 2, "marz": 3,
+               "marc": 3, "maggio": 5})
+_MONTH_NAME = re.compile(r"(?i)\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|ene|gen|jän|janv|fév|fev|févr|mär|mars|"
+                         r"mrt|abr|avr|mai|mag|mei|juin|giu|juil|lug|ago|août|aoû|set|okt|out|ott|dez|dic|déc)[^\W\d_]*")
 
 
 @validator
 def plausible_date(value: str) -> bool | None:
     """A calendar date in the past 120 years (dates of birth)."""
     numbers = [int(n) for n in re.findall(r"\d+", value)]
-    months = {m: i + 1 for i, m in enumerate(
-        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
-    month_name = re.search(r"(?i)\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*", value)
+    months = MONTHS
+    month_name = _MONTH_NAME.search(value)
     today = date.today()
     candidates: list[tuple[int, int, int]] = []
     if month_name and len(numbers) == 2:
@@ -200,3 +223,14 @@ IBAN_LENGTHS = {
     "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28,
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
 }
+
+
+@validator
+def basic_credentials(value: str) -> bool:
+    """HTTP Basic: base64 of `user:password` with a non-empty password, all printable."""
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return False
+    user, colon, password = decoded.partition(":")
+    return bool(colon) and len(password) >= 3 and decoded.isprintable()

@@ -54,7 +54,9 @@ OUT_OF_SCOPE = {
                             "we flag high-entropy values only when a secret-like name is assigned to them",
     "Base64HighEntropyString": "as HexHighEntropyString",
 }
-INTL_NOTE = "country-specific ids (presidio_intl): not claimed; Presidio itself ships them disabled"
+INTL_NOTE = "country-specific id not enabled in the policy's country_recognizers (Presidio ships them disabled too)"
+# Entities of the Presidio country recognizers the scanner runs (policy `country_recognizers`): in scope, strictly.
+ENABLED_COUNTRY: set[str] = set()
 
 
 def category_of(source: str, entity: str) -> str | None:
@@ -64,8 +66,8 @@ def category_of(source: str, entity: str) -> str | None:
     if source == "detect_secrets":
         return None if entity in OUT_OF_SCOPE else CATEGORY_OF.get(entity, "credential")
     if source == "presidio_intl":
-        return None
-    return CATEGORY_OF.get(entity)
+        return "government_id" if entity in ENABLED_COUNTRY else None
+    return CATEGORY_OF.get(entity) or ("government_id" if entity in ENABLED_COUNTRY else None)
 
 
 @dataclass(frozen=True)
@@ -306,6 +308,8 @@ def evaluate(scanner, sources: Sequence[str] = SOURCES) -> dict[str, SourceRepor
     from slack_pii.detect.redact import Redactor
     from slack_pii.detect.scanner import Scanner
 
+    ENABLED_COUNTRY.clear()
+    ENABLED_COUNTRY.update(scanner.engine.country_entities)
     policy = conformance_policy(scanner.policy)
     measuring = Scanner(scanner.engine, policy, Redactor(policy, scanner.fingerprint_key),
                         fingerprint_key=scanner.fingerprint_key)
