@@ -8,10 +8,12 @@ rows, out-of-scope entities and listed disagreements are reported in results.md,
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from tests.conformance import vectors
 
 RESULTS = vectors.HERE / "results.md"
+LABELLING = vectors.HERE / "LABELLING.md"  # a copy of ../shared/LABELLING.md, the standard
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +46,25 @@ def test_disagreements_name_real_rows():
     assert not unknown, f"disagreements.yaml names rows that do not exist: {unknown[:5]}"
 
 
+def test_every_disagreement_is_justified_by_labelling_md():
+    """An exclusion stands only on the labelling standard's own words; anything else counts as a failure."""
+    standard = LABELLING.read_text(encoding="utf-8")
+    data = yaml.safe_load((vectors.HERE / "disagreements.yaml").read_text(encoding="utf-8"))
+    unjustified = [item["reason"][:60] for item in data["disagreements"]
+                   if not item.get("labelling") or item["labelling"] not in standard]
+    assert not unjustified, f"disagreements without a verbatim LABELLING.md quote: {unjustified}"
+
+
+def test_labelling_copy_is_the_shared_standard():
+    shared = vectors.HERE.parents[2] / "shared" / "LABELLING.md"
+    if not shared.exists():
+        pytest.skip(f"{shared} not beside this checkout")
+    assert LABELLING.read_text(encoding="utf-8") == shared.read_text(encoding="utf-8"), \
+        f"copy {shared} to {LABELLING}"
+
+
 def test_results_file_is_current(reports):
-    """results.md is the committed record of the numbers; regenerate it when they change."""
-    text = vectors.render_results(reports)
-    if not RESULTS.exists() or RESULTS.read_text(encoding="utf-8") != text:
-        RESULTS.write_text(text, encoding="utf-8")
+    """results.md is the committed record of the numbers: regenerate it with
+    `python -m tests.conformance.vectors > tests/conformance/results.md` when they change."""
+    assert RESULTS.read_text(encoding="utf-8") == vectors.render_results(reports), \
+        "tests/conformance/results.md is stale: python -m tests.conformance.vectors > tests/conformance/results.md"

@@ -391,3 +391,10 @@ def render_results(reports: dict[str, SourceReport]) -> str:
     for entity, count in sorted(out.items()):
         lines.append(f"- {entity}: {count}")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m tests.conformance.vectors > tests/conformance/results.md
+    from slack_pii.config import Settings
+    from slack_pii.detect.scanner import build_scanner
+
+    print(render_results(evaluate(build_scanner(Settings(ner=True)))), end="")
