@@ -109,12 +109,12 @@ def test_scan_creates_no_key_or_store_and_names_a_one_off_pseudonym_key(tmp_path
     cwd.mkdir()
 
     named = run_bare("scan", "Please call Jane Doe about the refund", cwd=cwd, SLACK_PII_POLICY_FILE=str(policy))
-    assert named.returncode == 0, named.stderr
+    assert named.returncode == 3, named.stderr  # 3: the verdict is redact
     assert "[PERSON-" in named.stdout and "Jane Doe" not in named.stdout.split("Redacted:")[1]
     assert "one-off key" in named.stderr and "SLACK_PII_SECRET_KEY" in named.stderr
 
     unnamed = run_bare("scan", f"refund card {CARD}", cwd=cwd, SLACK_PII_POLICY_FILE=str(policy))
-    assert unnamed.returncode == 0 and "•1111" in unnamed.stdout and unnamed.stderr == ""  # no pseudonym: no note
+    assert unnamed.returncode == 3 and "•1111" in unnamed.stdout and unnamed.stderr == ""  # no pseudonym: no note
 
     keyed = run_bare("scan", "Please call Jane Doe about the refund", cwd=cwd, SLACK_PII_POLICY_FILE=str(policy),
                      SLACK_PII_SECRET_KEY="cd" * 32)

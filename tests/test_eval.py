@@ -202,4 +202,4 @@ def test_no_labels_outside_a_checkout_names_the_fix(tmp_path):
     env = {**os.environ, "SLACK_PII_SECRET_KEY": TEST_KEY}
     result = subprocess.run([sys.executable, "-m", "slack_pii", "eval"], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=120)
-    assert result.returncode == 64 and "pass LABELS.jsonl" in result.stderr
+    assert result.returncode == 2 and "pass LABELS.jsonl" in result.stderr

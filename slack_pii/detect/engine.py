@@ -226,6 +226,7 @@ calle rua via rue ul. avenida viale corso piazza quận phố ngõ müşteri pac
 """.split())
 
 
+_SURNAME_AFTER = re.compile(r"[ \t]([A-Z][a-z'’\-]{1,30}(?:-[A-Z][a-z]{1,30})?)\b")
 _TITLE_BEFORE = re.compile(r"(?i)\b(?:dr|mr|mrs|ms|prof|sig|herr|frau|sr|sra|mme)\.?[ \t]+$")
 
 
@@ -439,6 +440,12 @@ class Engine:
                     title = _TITLE_BEFORE.search(segment.text, max(0, start - 8), start)
                     if title and " " not in value.strip():  # NER often leaves the title out: `Mr. [Mayers]`
                         start, value = title.start(), segment.text[title.start():end]
+                    elif " " not in value.strip() and (surname := _SURNAME_AFTER.match(segment.text, end)):
+                        # NER often stops after the given name: `call [Jane] Doe`; a capitalised word right after
+                        # it that is no common word completes the name
+                        if surname.group(1).lower() not in _COMMON:
+                            end = surname.end()
+                            value = segment.text[start:end]
                     span = person_span(value)
                     if span is None:
                         continue
