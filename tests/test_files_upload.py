@@ -283,9 +283,10 @@ async def test_a_redacted_file_stays_redacted_when_the_text_scan_fails_open(tmp_
     from tests.conftest import TEST_KEY
     from tests.slack_double import start_proxy
 
-    # A zero budget for the call's text scan (it can never finish in time), the usual one for the file.
+    # A budget the call's text scan can never meet (a microsecond of CPU in its worker), the usual one for the file
+    # (file scans run on their own thread, under SLACK_PII_FILE_SCAN_TIMEOUT_SECONDS).
     settings = Settings(data_dir=tmp_path, secret_key=TEST_KEY, upstream_url=double.api_url, watch_config=False,
-                        scan_timeout_seconds=0, on_scan_error="forward")
+                        scan_cpu_seconds=1e-6, scan_timeout_seconds=0, on_scan_error="forward")
     server = await start_proxy(settings, scanner)
     try:
         with warnings.catch_warnings():
