@@ -271,7 +271,7 @@ def collect_policy(path: Path | None = None, known_entities: Iterable[str] | Map
     def check_allow(entry: Entry, key: str, what: str) -> None:
         if entry.action == "allow" and not entry.i_know:
             problem(key, f"`allow` lets {what} through to Slack unredacted",
-                    f"use warn, redact or block; if you mean it, write `{{action: allow, i_know: true}}`")
+                    "use warn, redact or block; if you mean it, write `{action: allow, i_know: true}`")
 
     base = check_scope(model, "")
     channels = {str(name): check_scope(scope, f"channels.{name}.") for name, scope in model.channels.items()}

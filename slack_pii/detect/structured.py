@@ -35,6 +35,9 @@ class FieldFinding:
     key: str
 
 
+_NEXT_PAIR = re.compile(r"[,;|]\s*[A-Za-z][\w .#/\-]{0,30}:\s")  # where a second `key:` starts on a line
+
+
 def normalise_key(key: str) -> str:
     """`Date of Birth` -> `date_of_birth`, `dlNumber` -> `dl_number`, `MYSQL_ROOT_PASSWORD` -> `mysql_root_password`."""
     key = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", key.strip().strip("\"'`*[]"))
@@ -66,12 +69,12 @@ def keyed_values(text: str) -> list[KeyedValue]:
         group = "value" if m.group("value") is not None else "num"
         found.append(KeyedValue(m.start(group), m.end(group), normalise_key(m.group("key"))))
     for m in _LINE_PAIR.finditer(text):
-        key, (start, end) = m.group("key"), m.span("value")
+        key, start = m.group("key"), m.start("value")
         if key.startswith(("http", "https")) or '"' in key:
             continue
         value = m.group("value")
-        if re.search(r"[,;|]\s*[A-Za-z][\w .#/\-]{0,30}:\s", value):  # `name: X, dob: Y, ssn: Z` on one line
-            found.append(_strip(text, KeyedValue(start, start + re.search(r"[,;|]\s*[A-Za-z][\w .#/\-]{0,30}:\s", value).start(), normalise_key(key))))
+        if next_pair := _NEXT_PAIR.search(value):  # `name: X, dob: Y, ssn: Z` on one line
+            found.append(_strip(text, KeyedValue(start, start + next_pair.start(), normalise_key(key))))
             for inner in _PAIR_IN_LINE.finditer(value):
                 if inner.start() == 0:
                     continue
@@ -165,7 +168,6 @@ def _table_cells(text: str) -> Iterator[KeyedValue]:
             index += 1
             continue
         body = line.strip().strip("|") if delimiter == "|" else line
-        shift = line.find(body) if delimiter == "|" else 0
         header = _split_cells(body, delimiter)
         names = [body[a:b] for a, b in header]
         if len(header) < 2 or not all(_HEADER_CELL.fullmatch(n) for n in names):
@@ -187,7 +189,6 @@ def _table_cells(text: str) -> Iterator[KeyedValue]:
                 yield KeyedValue(row_start + row_shift + a, row_start + row_shift + b, key)
             row += 1
         index = row if row > index + 1 else index + 1
-        del shift
 
 
 def _insert_values(text: str) -> Iterator[KeyedValue]:
