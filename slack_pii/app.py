@@ -50,7 +50,7 @@ def build_app(settings: Settings, *, scanner: Scanner | None = None,
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         keys = keys_for(settings)  # the proxy keeps state: the key is generated into data_dir when not configured
-        store = await open_store(settings, clock=clock)
+        store = await open_store(settings, clock=clock, at_rest_key=keys.at_rest)
         engine = scanner
         if engine is None:
             from slack_pii.detect.scanner import build_scanner

@@ -69,7 +69,7 @@ async def _run(settings, args):
     store, keys = None, None
     if args.apply or settings.database_url or settings.database_path.exists():  # a fresh dry run creates nothing
         keys = keys_for(settings)
-        store = await open_store(settings)
+        store = await open_store(settings, at_rest_key=keys.at_rest)
     try:
         tokens = Tokens(store.user_token if store else _no_token, admin)
         scanner = build_scanner(settings, keys) if args.apply else None

@@ -41,13 +41,16 @@ async def open_url(url: str, key: bytes, *, clock: Clock = time.time, hold_ttl_s
                                     timeout_seconds=timeout_seconds)
 
 
-async def open_store(settings, *, clock: Clock = time.time) -> BaseStore:
-    """The store the settings name: PostgreSQL when SLACK_PII_DATABASE_URL is set, else the SQLite file."""
+async def open_store(settings, *, clock: Clock = time.time, at_rest_key: bytes | None = None) -> BaseStore:
+    """The store the settings name: PostgreSQL when SLACK_PII_DATABASE_URL is set, else the SQLite file. Its rows
+    are encrypted with `at_rest_key` (default: the at-rest sub-key of the configured secret)."""
     url = settings.database_url.get_secret_value() if settings.database_url else ""
     if not url:
         url = f"sqlite:///{settings.database_path.resolve()}"
-    from slack_pii.keys import keys_for
+    if at_rest_key is None:
+        from slack_pii.keys import keys_for
 
-    return await open_url(url, keys_for(settings).at_rest, clock=clock, hold_ttl_seconds=settings.hold_ttl_seconds,
+        at_rest_key = keys_for(settings).at_rest
+    return await open_url(url, at_rest_key, clock=clock, hold_ttl_seconds=settings.hold_ttl_seconds,
                           pool_size=settings.database_pool_size,
                           timeout_seconds=settings.database_timeout_seconds)
