@@ -108,7 +108,8 @@ class WebApi:
             if not forward:
                 response = api_refusal("pii_scan_failed", messages.scan_failed_detail())
                 await self.record(services, ScanFailed(**audit, action="block", reason=failure, status=200,
-                                              latency_ms=_ms(started), config_version=services.scanner_slot.config_version))
+                                                       latency_ms=_ms(started),
+                                                       config_version=services.scanner_slot.config_version))
                 return response
             response = await self._forward_call(request, sent, call, call.args if call.rewritten else None)
             await self.record(services, ScanFailed(**audit, action="forward", reason=failure, status=response.status,
@@ -129,8 +130,9 @@ class WebApi:
             response = await self._forward_call(request, sent, call, redacted, verdict)
         summary = outcome.summary()
         await self.record(services, MessageScanned(**audit, action=verdict, entities=summary["entities"],
-                                          rules=summary["rules"], latency_ms=_ms(started), status=response.status,
-                                          config_version=outcome.config_version, **explain(outcome)))
+                                                   rules=summary["rules"], latency_ms=_ms(started),
+                                                   status=response.status,
+                                                   config_version=outcome.config_version, **explain(outcome)))
         log.info(messages.request_done("webapi", method, verdict, response.status, _ms(started)),
                  extra={"method": method, "channel": channel, "action": verdict})
         return response
@@ -204,8 +206,8 @@ class WebApi:
             else:
                 response = web.Response(status=503, text=f"pii_scan_failed: {messages.scan_failed_detail()}")
             await self.record(services, ScanFailed(**audit, action="forward" if forward else "block", reason=failure,
-                                          status=response.status, latency_ms=_ms(started),
-                                          config_version=services.scanner_slot.config_version))
+                                                   status=response.status, latency_ms=_ms(started),
+                                                   config_version=services.scanner_slot.config_version))
             return response
         verdict = outcome.verdict
         self._count("webhook", outcome)
@@ -220,8 +222,9 @@ class WebApi:
             response = await self._forward_hook(request, body)
         summary = outcome.summary()
         await self.record(services, MessageScanned(**audit, action=verdict, entities=summary["entities"],
-                                          rules=summary["rules"], latency_ms=_ms(started), status=response.status,
-                                          config_version=outcome.config_version, **explain(outcome)))
+                                                   rules=summary["rules"], latency_ms=_ms(started),
+                                                   status=response.status,
+                                                   config_version=outcome.config_version, **explain(outcome)))
         log.info(messages.request_done("webhook", "webhook", verdict, response.status, _ms(started)),
                  extra={"method": "webhook", "action": verdict})
         return response
