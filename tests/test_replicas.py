@@ -26,6 +26,7 @@ from slack_pii.slackapp.oauth import STATE_COOKIE
 from slack_pii.store import open_url
 from tests.bolt_support import (BOT_TOKEN, BOT_USER, SECRET, TEAM, USER, block_action, buttons, command_body,
                                 event_body, interactive_body, message_event, signed_headers)
+from tests.support.waiting import until
 from tests.conftest import TEST_KEY, TEST_KEYS
 from tests.factories import CARD, EMAIL, SSN
 from tests.slack_double import SlackDouble
@@ -122,18 +123,6 @@ async def cli(env: dict, *argv: str, stdin: str = "") -> tuple[int, str]:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(process.communicate(stdin.encode()), 120)
     return process.returncode, out.decode()
-
-
-async def until(check, deadline_seconds: float, what: str):
-    """Poll `check()` until it returns something truthy; fail naming `what` after the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + deadline_seconds
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert loop.time() < deadline, f"not within {deadline_seconds:.0f} s: {what}"
-        await asyncio.sleep(0.05)
 
 
 async def test_retries_and_racing_clicks_act_exactly_once_across_replicas(replicas, double):

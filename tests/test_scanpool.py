@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from slack_pii.services import SERVICES
+from tests.support.waiting import until
 from tests.factories import CARD, SSN, section
 from tests.slack_double import double, proxy_settings, start_proxy  # noqa: F401 - fixtures
 
@@ -43,15 +44,6 @@ async def make_proxy(proxy_settings, scanner):
         await server.close()
 
 
-async def until(predicate, what: str) -> None:
-    """Wait for an outcome, polling, with a deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE_SECONDS
-    while not predicate():
-        assert loop.time() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 async def test_a_hostile_message_neither_refuses_others_nor_keeps_its_worker(make_proxy, double):
     server = await make_proxy(scan_workers=2, scan_cpu_seconds=0.5, scan_timeout_seconds=DEADLINE_SECONDS)
     pool = server.app[SERVICES].scan_pool
@@ -59,7 +51,8 @@ async def test_a_hostile_message_neither_refuses_others_nor_keeps_its_worker(mak
     client = client_for(server)
 
     hostile = asyncio.create_task(client.chat_postMessage(channel="C0EVIL", text="hi", blocks=HOSTILE_BLOCKS))
-    await until(lambda: pool.busy_workers == 1, "the hostile message to reach a worker")
+    await until(lambda: pool.busy_workers == 1, DEADLINE_SECONDS, "the hostile message to reach a worker",
+                every=0.01)
     normal = [client.chat_postMessage(channel=f"C0N{i}", text=f"card {CARD}" if i % 2 else "lunch at noon?")
               for i in range(8)]
     answers = await asyncio.gather(*normal)
@@ -90,7 +83,8 @@ async def test_a_full_lane_refuses_at_once_with_pii_scan_busy_and_ordinary_messa
     client = client_for(server)
     hostile = asyncio.create_task(client.chat_postMessage(channel="C0EVIL", text="hi", blocks=HOSTILE_BLOCKS))
     try:
-        await until(lambda: pool.busy_workers == 1, "the hostile message to take the large-message worker")
+        await until(lambda: pool.busy_workers == 1, DEADLINE_SECONDS,
+                    "the hostile message to take the large-message worker", every=0.01)
         with pytest.raises(SlackApiError) as raised:
             await client.chat_postMessage(channel="C0EVIL2", text=f"card {CARD}", blocks=HOSTILE_BLOCKS)
         response = raised.value.response
